@@ -12,6 +12,8 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,7 @@
 #define MAX_ROUTES 256
 #define MAX_SEGMENTS 32
 #define MAX_PARAMS 16
+#define MAX_UPGRADED 4096
 
 typedef struct {
     char *method;
@@ -54,6 +57,9 @@ struct tsr_httpd {
     atomic_bool draining;
     tsr_httpd__metrics_t *metrics;
     tsr_httpd__limiter_t *limiter;
+    pthread_mutex_t up_mu;
+    int up_fds[MAX_UPGRADED];
+    size_t nup;
 };
 
 struct tsr_req {
@@ -83,6 +89,8 @@ struct tsr_req {
     size_t resp_len;
     kv_t *resp_headers;
     size_t nresp_headers, cap_resp_headers;
+    tsr_httpd_upgrade_fn upgrade_fn; /* set: the response is a 101 handing over the socket */
+    void *upgrade_ud;
 };
 
 /* ---- the error mapping ------------------------------------------------------------------- */
@@ -391,7 +399,22 @@ void tsr_req_reply_json(tsr_req_t *req, unsigned status, json_t *body) {
     tsr_req_add_header(req, "Content-Type", "application/json");
 }
 
+void tsr_req_reply_upgrade(tsr_req_t *req, tsr_httpd_upgrade_fn fn, void *ud) {
+    free(req->resp_body);
+    req->resp_body = tsr_xstrdup("");
+    req->resp_len = 0;
+    req->status = 101;
+    req->replied = true;
+    req->upgrade_fn = fn;
+    req->upgrade_ud = ud;
+}
+
 static void reply_error(tsr_req_t *req, tsr_err_t code, const char *detail) {
+    if (req->upgrade_fn != NULL) {
+        /* An error after an upgrade was prepared: the handler still gets its ud back. */
+        req->upgrade_fn(-1, NULL, 0, req->upgrade_ud);
+        req->upgrade_fn = NULL;
+    }
     /* An error replaces whatever the handler may have started to send. */
     req->nresp_headers = 0;
     tsr_req_reply_json(req, tsr_httpd_status_of(code),
@@ -711,6 +734,7 @@ tsr_err_t tsr_httpd_create(const tsr_httpd_opts_t *opts, tsr_httpd_t **out, tsr_
     h->opts.bind = h->bind;
     atomic_init(&h->in_flight, 0);
     atomic_init(&h->draining, false);
+    pthread_mutex_init(&h->up_mu, NULL);
     h->metrics = tsr_httpd__metrics_create();
     h->limiter = tsr_httpd__limiter_create(opts->rate_per_min, opts->rate_burst);
     tsr_error_t e2;
@@ -741,6 +765,7 @@ void tsr_httpd_destroy(tsr_httpd_t *h) {
     }
     tsr_httpd__metrics_destroy(h->metrics);
     tsr_httpd__limiter_destroy(h->limiter);
+    pthread_mutex_destroy(&h->up_mu);
     free(h->service);
     free(h->bind);
     free(h);
@@ -762,13 +787,103 @@ static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const c
     return MHD_YES;
 }
 
-static enum MHD_Result send_response(struct MHD_Connection *c, tsr_req_t *req) {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(req->resp_len, req->resp_body, MHD_RESPMEM_MUST_FREE);
-    if (resp == NULL) {
-        return MHD_NO;
+typedef struct {
+    tsr_httpd_t *h;
+    tsr_httpd_upgrade_fn fn;
+    void *ud;
+    int fd;
+    char *extra;
+    size_t extra_len;
+    struct MHD_UpgradeResponseHandle *urh;
+} upgraded_t;
+
+static void *upgraded_main(void *p) {
+    upgraded_t *u = p;
+    u->fn(u->fd, u->extra, u->extra_len, u->ud);
+    tsr_httpd_t *h = u->h;
+    pthread_mutex_lock(&h->up_mu);
+    for (size_t i = 0; i < h->nup; i++) {
+        if (h->up_fds[i] == u->fd) {
+            h->up_fds[i] = h->up_fds[--h->nup];
+            break;
+        }
     }
-    req->resp_body = NULL; /* now owned by the response */
+    pthread_mutex_unlock(&h->up_mu);
+    MHD_upgrade_action(u->urh, MHD_UPGRADE_ACTION_CLOSE);
+    free(u->extra);
+    free(u);
+    return NULL;
+}
+
+/* libmicrohttpd calls this on its event-loop thread, which must not block: hand the socket
+ * to a thread of its own. */
+static void on_upgrade(void *cls, struct MHD_Connection *c, void *con_cls, const char *extra,
+                       size_t extra_len, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh) {
+    (void)c;
+    (void)con_cls;
+    upgraded_t *u = cls;
+    u->fd = sock;
+    u->urh = urh;
+    u->extra = tsr_xmalloc(extra_len + 1);
+    if (extra_len > 0) {
+        memcpy(u->extra, extra, extra_len);
+    }
+    u->extra_len = extra_len;
+    tsr_httpd_t *h = u->h;
+    pthread_mutex_lock(&h->up_mu);
+    bool room = h->nup < MAX_UPGRADED;
+    if (room) {
+        h->up_fds[h->nup++] = sock;
+    }
+    pthread_mutex_unlock(&h->up_mu);
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (!room || pthread_create(&t, &attr, upgraded_main, u) != 0) {
+        if (room) {
+            pthread_mutex_lock(&h->up_mu);
+            h->nup--;
+            pthread_mutex_unlock(&h->up_mu);
+        }
+        u->fn(-1, NULL, 0, u->ud);
+        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        free(u->extra);
+        free(u);
+    }
+    pthread_attr_destroy(&attr);
+}
+
+void tsr_httpd_shutdown_upgraded(tsr_httpd_t *h) {
+    pthread_mutex_lock(&h->up_mu);
+    for (size_t i = 0; i < h->nup; i++) {
+        shutdown(h->up_fds[i], SHUT_RDWR);
+    }
+    pthread_mutex_unlock(&h->up_mu);
+}
+
+static enum MHD_Result send_response(struct MHD_Connection *c, tsr_req_t *req) {
+    struct MHD_Response *resp;
+    if (req->upgrade_fn != NULL) {
+        upgraded_t *u = tsr_xcalloc(1, sizeof *u);
+        u->h = req->h;
+        u->fn = req->upgrade_fn;
+        u->ud = req->upgrade_ud;
+        req->upgrade_fn = NULL;
+        resp = MHD_create_response_for_upgrade(on_upgrade, u);
+        if (resp == NULL) {
+            u->fn(-1, NULL, 0, u->ud);
+            free(u);
+            return MHD_NO;
+        }
+    } else {
+        resp =
+            MHD_create_response_from_buffer(req->resp_len, req->resp_body, MHD_RESPMEM_MUST_FREE);
+        if (resp == NULL) {
+            return MHD_NO;
+        }
+        req->resp_body = NULL; /* now owned by the response */
+    }
     for (size_t i = 0; i < req->nresp_headers; i++) {
         MHD_add_response_header(resp, req->resp_headers[i].k, req->resp_headers[i].v);
     }
@@ -852,7 +967,8 @@ tsr_err_t tsr_httpd_start(tsr_httpd_t *h, tsr_error_t *err) {
     if (inet_pton(AF_INET, h->bind, &sa.sin_addr) != 1) {
         return tsr_error_set(err, TSR_EINVAL, "TSR_BIND=%s is not an IPv4 address", h->bind);
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_AUTO;
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_AUTO | MHD_ALLOW_UPGRADE;
     h->daemon = MHD_start_daemon(
         flags, h->opts.port, NULL, NULL, on_access, h, MHD_OPTION_SOCK_ADDR,
         (const struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, h->opts.threads,
@@ -885,9 +1001,39 @@ unsigned tsr_httpd_stop(tsr_httpd_t *h, unsigned grace_ms) {
     if (fd != MHD_INVALID_SOCKET) {
         close(fd);
     }
+    if (h->opts.on_drain != NULL) {
+        h->opts.on_drain(h->opts.drain_ud);
+    }
+    /* Upgraded connections count as in flight until their handler returned and
+     * libmicrohttpd completed them; on_drain has asked them to end. */
     uint64_t deadline = tsr_mono_ms() + grace_ms;
-    while (atomic_load(&h->in_flight) > 0 && tsr_mono_ms() < deadline) {
+    for (;;) {
+        pthread_mutex_lock(&h->up_mu);
+        size_t nup = h->nup;
+        pthread_mutex_unlock(&h->up_mu);
+        if (atomic_load(&h->in_flight) == 0 && nup == 0) {
+            break;
+        }
+        if (tsr_mono_ms() >= deadline) {
+            break;
+        }
         struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    /* Whatever upgraded connection is left is cut now; its handler sees EOF and returns. */
+    tsr_httpd_shutdown_upgraded(h);
+    uint64_t hard = tsr_mono_ms() + 2000;
+    pthread_mutex_lock(&h->up_mu);
+    while (h->nup > 0 && tsr_mono_ms() < hard) {
+        pthread_mutex_unlock(&h->up_mu);
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&h->up_mu);
+    }
+    pthread_mutex_unlock(&h->up_mu);
+    deadline = tsr_mono_ms() + 500;
+    while (atomic_load(&h->in_flight) > 0 && tsr_mono_ms() < deadline) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
     unsigned left = atomic_load(&h->in_flight);
@@ -960,6 +1106,10 @@ void tsr_httpd_inject(tsr_httpd_t *h, const char *method, const char *path_and_q
         req->body_too_big = true;
     }
     run_pipeline(h, req);
+    if (req->upgrade_fn != NULL) {
+        req->upgrade_fn(-1, NULL, 0, req->upgrade_ud);
+        req->upgrade_fn = NULL;
+    }
     finish_request(h, req);
     resp->status = req->status;
     resp->body = req->resp_body;

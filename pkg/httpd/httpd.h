@@ -49,6 +49,10 @@ typedef struct {
     void *ready_ud;
     tsr_httpd_principal_fn on_principal;
     void *principal_ud;
+    /* Called once when stop begins, before waiting for in-flight work: a service with
+     * long-lived upgraded connections tells its clients to reconnect here. May be NULL. */
+    void (*on_drain)(void *ud);
+    void *drain_ud;
 } tsr_httpd_opts_t;
 
 /* Fill opts from the TSR_* knobs (TSR_BIND, TSR_HTTP_THREADS, TSR_HTTP_MAX_BODY,
@@ -114,6 +118,22 @@ void tsr_req_reply_bytes(tsr_req_t *req, unsigned status, const char *content_ty
                          const void *body, size_t len);
 /* Add a response header (copied). */
 void tsr_req_add_header(tsr_req_t *req, const char *name, const char *value);
+
+/* Runs on a thread of its own once a 101 response was sent: fd is the connection's socket
+ * (as libmicrohttpd left it: possibly non-blocking; never close() it), extra holds bytes the
+ * client sent after the request head (treat them as read from fd first). When fn returns,
+ * httpd closes the connection. In tsr_httpd_inject there is no connection: fn runs at once
+ * with fd == -1 so it can release ud. */
+typedef void (*tsr_httpd_upgrade_fn)(int fd, const char *extra, size_t extra_len, void *ud);
+
+/* Answer 101 Switching Protocols (the caller adds Upgrade/Connection and protocol headers
+ * with tsr_req_add_header), then hand the connection to fn(…, ud). ud is taken by fn. */
+void tsr_req_reply_upgrade(tsr_req_t *req, tsr_httpd_upgrade_fn fn, void *ud);
+
+/* Shut down the reading side of every upgraded connection so their handlers end. Called by
+ * tsr_httpd_stop once the grace period is over; exposed for services that close upgraded
+ * connections themselves earlier (e.g. after sending a close frame). */
+void tsr_httpd_shutdown_upgraded(tsr_httpd_t *h);
 
 /* ---- the error mapping ---------------------------------------------------------------------- */
 

@@ -4,6 +4,8 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <check.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -450,6 +452,99 @@ START_TEST(test_stop_finishes_in_flight_request) {
 }
 END_TEST
 
+/* ---- upgrade ------------------------------------------------------------------------------- */
+
+static atomic_int g_echo_done;
+
+static void echo_upgraded(int fd, const char *extra, size_t extra_len, void *ud) {
+    (void)ud;
+    if (fd < 0) {
+        return;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    if (extra_len > 0) {
+        send(fd, extra, extra_len, MSG_NOSIGNAL);
+    }
+    char buf[256];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof buf, 0)) > 0) {
+        send(fd, buf, (size_t)n, MSG_NOSIGNAL);
+    }
+    atomic_store(&g_echo_done, 1);
+}
+
+static tsr_err_t h_upgrade(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    (void)ud;
+    const char *up = tsr_req_header(req, "upgrade");
+    if (up == NULL || strcmp(up, "echo") != 0) {
+        return tsr_error_set(err, TSR_EINVAL, "Upgrade: echo expected");
+    }
+    tsr_req_add_header(req, "Upgrade", "echo");
+    tsr_req_add_header(req, "Connection", "Upgrade");
+    tsr_req_reply_upgrade(req, echo_upgraded, NULL);
+    return TSR_OK;
+}
+
+static ssize_t recv_until(int fd, char *buf, size_t cap, const char *needle) {
+    size_t len = 0;
+    while (len < cap - 1) {
+        ssize_t n = recv(fd, buf + len, cap - 1 - len, 0);
+        if (n <= 0) {
+            break;
+        }
+        len += (size_t)n;
+        buf[len] = '\0';
+        if (strstr(buf, needle) != NULL) {
+            break;
+        }
+    }
+    buf[len] = '\0';
+    return (ssize_t)len;
+}
+
+START_TEST(test_upgrade_hands_socket_to_handler_and_stop_ends_it) {
+    atomic_store(&g_echo_done, 0);
+    tsr_httpd_t *h = make_server(1024, 0, 1);
+    tsr_error_t err;
+    ck_assert_int_eq(tsr_httpd_route(h, "GET", "/echo", h_upgrade, NULL, &err), TSR_OK);
+    ck_assert_int_eq(tsr_httpd_start(h, &err), TSR_OK);
+    int fd = connect_local(tsr_httpd_port(h));
+    const char *req = "GET /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                      "Upgrade: echo\r\n\r\n";
+    send(fd, req, strlen(req), MSG_NOSIGNAL);
+    char buf[2048];
+    recv_until(fd, buf, sizeof buf, "\r\n\r\n");
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 101", 12) == 0, "got %s", buf);
+    send(fd, "ping-1", 6, MSG_NOSIGNAL);
+    recv_until(fd, buf, sizeof buf, "ping-1");
+    ck_assert_str_eq(buf, "ping-1");
+    /* Stop cuts the upgraded connection once the grace period is over. */
+    tsr_httpd_stop(h, 200);
+    ck_assert_int_eq(atomic_load(&g_echo_done), 1);
+    ck_assert_int_le(recv(fd, buf, sizeof buf, 0), 0);
+    close(fd);
+    tsr_httpd_destroy(h);
+}
+END_TEST
+
+START_TEST(test_upgrade_in_process_releases_ud) {
+    tsr_httpd_t *h = make_server(1024, 0, 1);
+    tsr_error_t err;
+    ck_assert_int_eq(tsr_httpd_route(h, "GET", "/echo", h_upgrade, NULL, &err), TSR_OK);
+    tsr_httpd_response_t r;
+    const char *hdr[] = {"Upgrade", "echo", NULL};
+    tsr_httpd_inject(h, "GET", "/echo", hdr, NULL, 0, &r);
+    ck_assert_uint_eq(r.status, 101);
+    ck_assert_str_eq(json_string_value(json_object_get(r.headers, "upgrade")), "echo");
+    tsr_httpd_response_cleanup(&r);
+    tsr_httpd_inject(h, "GET", "/echo", NULL, NULL, 0, &r);
+    ck_assert_uint_eq(r.status, 400);
+    tsr_httpd_response_cleanup(&r);
+    tsr_httpd_destroy(h);
+}
+END_TEST
+
 int main(void) {
     FILE *devnull = fopen("/dev/null", "w");
     tsr_log_init("test", TSR_LOG_INFO, devnull);
@@ -475,6 +570,8 @@ int main(void) {
     tcase_add_test(tn, test_socket_oversized_content_length_is_413_without_body);
     tcase_add_test(tn, test_socket_chunked_body_over_cap_is_413);
     tcase_add_test(tn, test_stop_finishes_in_flight_request);
+    tcase_add_test(tn, test_upgrade_hands_socket_to_handler_and_stop_ends_it);
+    tcase_add_test(tn, test_upgrade_in_process_releases_ud);
     suite_add_tcase(s, tn);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
