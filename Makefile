@@ -44,7 +44,7 @@ lint:
 	scripts/lint.sh
 
 format:
-	find cmd pkg tests bench -name '*.[ch]' -print0 | xargs -0 clang-format -i
+	git ls-files -z --cached --others --exclude-standard -- 'cmd/*.[ch]' 'pkg/*.[ch]' 'tests/*.[ch]' 'bench/*.[ch]' | xargs -0 clang-format -i
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)

@@ -2,7 +2,7 @@
 # House-style checks: clang-format conformance and banned functions in C sources.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-files=$(find cmd pkg tests bench -name '*.[ch]' 2>/dev/null | sort)
+files=$(git ls-files --cached --others --exclude-standard -- 'cmd/*.[ch]' 'pkg/*.[ch]' 'tests/*.[ch]' 'bench/*.[ch]' | sort)
 bad=0
 for f in $files; do
   if ! clang-format --dry-run --Werror "$f" >/dev/null 2>&1; then

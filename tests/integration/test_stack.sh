@@ -59,10 +59,29 @@ TSR_PORT=$A_PORT TSR_STATE_DIR=$A_STATE "$TSR_SOURCE_DIR/deploy/local/stack" sta
   { [ -x "$TSR_BUILD_DIR/cmd/devkafka/devkafka" ] && it_fail "stack status"; }
 cred=$A_STATE/local/credentials.json
 [ "$(stat -c %a "$cred")" = 600 ] || it_fail "credentials.json mode"
-jq -e --arg u "$A_URL" '.url == $u and has("tenantId") and has("user") and has("password") and has("apiKey")' "$cred" >/dev/null ||
-  it_fail "credentials.json content"
+jq -e --arg u "$A_URL" '.url == $u and (.tenantId | length == 24) and (.user | length > 0)
+    and (.password | length >= 20) and (.apiKey | startswith("tsrk_"))' "$cred" >/dev/null ||
+  it_fail "credentials.json content: $(jq -c 'del(.password, .apiKey)' "$cred")"
 [ "$(stat -c %a "$A_STATE/local/kek")" = 600 ] || it_fail "kek mode"
 it_ok "credentials.json and kek written with mode 0600"
+
+# Through the ingress: the bootstrap admin's API key works on its own stack only; principal
+# headers sent by a client are never trusted; login and the JWKS need no credential.
+key_a=$(jq -r .apiKey "$cred")
+key_b=$(jq -r .apiKey "$B_STATE/local/credentials.json")
+it_expect_status "$A_URL/api/v1/users/me" 200 -H "Authorization: Bearer $key_a"
+jq -e '.status == "active"' /tmp/it-body.$$ >/dev/null || it_fail "users/me: $(cat /tmp/it-body.$$)"
+it_expect_status "$A_URL/api/v1/users/me" 401 -H "Authorization: Bearer $key_b"
+it_expect_error_body 401
+it_expect_status "$A_URL/api/v1/users/me" 401 -H "X-Tsr-Tenant-Id: $(jq -r .tenantId "$cred")" \
+  -H "X-Tsr-User-Id: x" -H "X-Tsr-Roles: TenantAdmin"
+it_expect_status "$A_URL/api/v1/tenants/me" 200 -H "Authorization: Bearer $key_a" \
+  -H "X-Tsr-Tenant-Id: 000000000000000000000000"
+jq -e --arg t "$(jq -r .tenantId "$cred")" '.id == $t' /tmp/it-body.$$ >/dev/null ||
+  it_fail "tenants/me with a spoofed header: $(cat /tmp/it-body.$$)"
+it_expect_status "$A_URL/api/v1/identity/keys" 200
+jq -e '.keys | length >= 1' /tmp/it-body.$$ >/dev/null || it_fail "JWKS: $(cat /tmp/it-body.$$)"
+it_ok "ingress: API key authenticates per stack; spoofed principal headers ignored; JWKS open"
 
 # Graceful stop: a process given SIGTERM exits 0 and logs that it drained.
 port=$((A_PORT + 7))

@@ -1,43 +1,1750 @@
-/* Unit tests for pkg/identity handlers, in-process: the authn decision fails closed. */
+/*
+ * Unit tests for pkg/identity, in-process through tsr_httpd_inject over an in-memory SQLite
+ * store: the authn decision, tenants, users, roles, API keys, CSRF, bootstrap, and tenant
+ * isolation on every endpoint (another tenant's object answers exactly like a missing one).
+ */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "identity.h"
+#include "identity_int.h"
 #include "log.h"
 
-static tsr_httpd_t *server(void) {
-    tsr_httpd_opts_t o = {
-        .service = "identity", .bind = "127.0.0.1", .threads = 1, .max_body = 4096};
-    tsr_httpd_t *h = NULL;
-    tsr_error_t err;
-    ck_assert_int_eq(tsr_httpd_create(&o, &h, &err), TSR_OK);
-    ck_assert_int_eq(tsr_identity_routes(h, NULL, &err), TSR_OK);
-    return h;
+#define HOST_A "a.test:8080"
+#define HOST_B "b.test"
+#define MISSING_ID "0123456789abcdef01234567"
+
+typedef struct {
+    tsr_identity_t *id;
+    tsr_httpd_t *h;
+    tsr_identity_boot_t a, b; /* tenant admins of A and B */
+    int audits;
+} fx_t;
+
+static void on_audit(void *ud, const char *tenant, const char *user, const char *type,
+                     json_t *data) {
+    (void)tenant;
+    (void)user;
+    (void)type;
+    (void)data;
+    ((fx_t *)ud)->audits++;
 }
 
-START_TEST(test_authn_without_credentials_is_401) {
-    tsr_httpd_t *h = server();
+static void fx_init_docs(fx_t *fx, const tsr_identity_docs_t *docs) {
+    tsr_error_t err;
+    memset(fx, 0, sizeof *fx);
+    tsr_identity_opts_t io = {.max_keys_per_user = 3, .api_key_max_expiry_days = 30};
+    io.on_audit = on_audit;
+    io.audit_ud = fx;
+    io.docs = *docs;
+    ck_assert_int_eq(tsr_identity_create(&io, &fx->id, &err), TSR_OK);
+    tsr_httpd_opts_t o = {
+        .service = "identity", .bind = "127.0.0.1", .threads = 1, .max_body = 65536};
+    ck_assert_int_eq(tsr_httpd_create(&o, &fx->h, &err), TSR_OK);
+    ck_assert_int_eq(tsr_identity_routes(fx->h, fx->id, &err), TSR_OK);
+}
+
+static void fx_init(fx_t *fx) {
+    tsr_error_t err;
+    tsr_identity_docs_t docs;
+    ck_assert_int_eq(tsr_identity_docs_sqlite_open(":memory:", &docs, &err), TSR_OK);
+    fx_init_docs(fx, &docs);
+    ck_assert_int_eq(tsr_identity_bootstrap(fx->id, "http://" HOST_A "/x", &fx->a, &err), TSR_OK);
+    ck_assert(fx->a.created);
+    const char *hb[] = {HOST_B, NULL};
+    char tb[25];
+    ck_assert_int_eq(tsr_identity_tenant_create(fx->id, "b", hb, tb, &err), TSR_OK);
+    ck_assert_int_eq(tsr_identity_tenant_admin_create(fx->id, tb, "root@b.test", &fx->b, &err),
+                     TSR_OK);
+}
+
+static void fx_cleanup(fx_t *fx) {
+    tsr_httpd_destroy(fx->h);
+    tsr_identity_destroy(fx->id);
+    tsr_identity_boot_cleanup(&fx->a);
+    tsr_identity_boot_cleanup(&fx->b);
+}
+
+/* One request with Host and (when key != NULL) a bearer key; body is JSON when non-NULL. */
+static void call(fx_t *fx, const char *method, const char *path, const char *host, const char *key,
+                 const char *body, tsr_httpd_response_t *r) {
+    char authz[1024 * 16];
+    const char *hdr[9] = {NULL};
+    size_t n = 0;
+    if (host != NULL) {
+        hdr[n++] = "Host";
+        hdr[n++] = host;
+    }
+    if (key != NULL) {
+        snprintf(authz, sizeof authz, "Bearer %s", key);
+        hdr[n++] = "Authorization";
+        hdr[n++] = authz;
+    }
+    if (body != NULL) {
+        hdr[n++] = "Content-Type";
+        hdr[n++] = "application/json";
+    }
+    tsr_httpd_inject(fx->h, method, path, hdr, body, body != NULL ? strlen(body) : 0, r);
+}
+
+static json_t *body_json(const tsr_httpd_response_t *r) {
+    json_error_t je;
+    json_t *j = json_loads(r->body, 0, &je);
+    ck_assert_msg(j != NULL, "not JSON: %s", r->body);
+    return j;
+}
+
+static const char *hdr(const tsr_httpd_response_t *r, const char *name) {
+    return json_string_value(json_object_get(r->headers, name));
+}
+
+/* The error body without its traceId, for comparing two 404s. */
+static char *error_sans_trace(const tsr_httpd_response_t *r) {
+    json_t *j = body_json(r);
+    json_object_del(j, "traceId");
+    char *s = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
+    json_decref(j);
+    return s;
+}
+
+/* call() that must answer want; returns the body as JSON (or NULL for an empty body). */
+static json_t *expect(fx_t *fx, const char *method, const char *path, const char *host,
+                      const char *key, const char *body, unsigned want) {
     tsr_httpd_response_t r;
-    tsr_httpd_inject(h, "GET", "/internal/v1/authn", NULL, NULL, 0, &r);
+    call(fx, method, path, host, key, body, &r);
+    ck_assert_msg(r.status == want, "%s %s: status %u, want %u: %s", method, path, r.status, want,
+                  r.body);
+    json_t *j = r.body_len > 0 ? body_json(&r) : NULL;
+    tsr_httpd_response_cleanup(&r);
+    return j;
+}
+
+/* The cross-tenant 404 equals a missing-id 404 (body without traceId, same status). */
+static void assert_same_404(fx_t *fx, const char *method, const char *path_other,
+                            const char *path_missing, const char *body) {
+    tsr_httpd_response_t r1, r2;
+    call(fx, method, path_other, HOST_A, fx->a.api_key, body, &r1);
+    call(fx, method, path_missing, HOST_A, fx->a.api_key, body, &r2);
+    ck_assert_msg(r1.status == 404, "%s %s: %u %s", method, path_other, r1.status, r1.body);
+    ck_assert_uint_eq(r2.status, 404);
+    char *e1 = error_sans_trace(&r1), *e2 = error_sans_trace(&r2);
+    ck_assert_str_eq(e1, e2);
+    free(e1);
+    free(e2);
+    tsr_httpd_response_cleanup(&r1);
+    tsr_httpd_response_cleanup(&r2);
+}
+
+static char *new_user(fx_t *fx, const char *email) {
+    char body[512];
+    snprintf(body, sizeof body, "{\"email\":\"%s\",\"name\":\"N\"}", email);
+    json_t *u = expect(fx, "POST", "/api/v1/users", HOST_A, fx->a.api_key, body, 201);
+    char *id = tsr_xstrdup(json_string_value(json_object_get(u, "id")));
+    json_decref(u);
+    return id;
+}
+
+/* An active user in A with the given role names and an API key; returns the token. */
+static char *user_with_key(fx_t *fx, const char *email, const char *roles_json, char uid[25]) {
+    char path[128], body[512];
+    char *id = new_user(fx, email);
+    snprintf(path, sizeof path, "/api/v1/users/%s", id);
+    snprintf(body, sizeof body,
+             "[{\"op\":\"replace\",\"path\":\"/status\",\"value\":\"active\"},"
+             "{\"op\":\"replace\",\"path\":\"/assignedRoles\",\"value\":%s}]",
+             roles_json);
+    json_decref(expect(fx, "PATCH", path, HOST_A, fx->a.api_key, body, 204));
+    json_t *key = NULL;
+    char *token = NULL;
+    tsr_error_t err;
+    ck_assert_int_eq(
+        tsr_identity__key_create(fx->id, fx->a.tenant_id, id, id, "t", 0, &key, &token, &err),
+        TSR_OK);
+    json_decref(key);
+    memcpy(uid, id, 25);
+    free(id);
+    return token;
+}
+
+/* ---- authn ------------------------------------------------------------------------------- */
+
+START_TEST(test_authn_without_credentials_is_401) {
+    fx_t fx;
+    fx_init(&fx);
+    tsr_httpd_response_t r;
+    call(&fx, "GET", "/internal/v1/authn", HOST_A, NULL, NULL, &r);
     ck_assert_uint_eq(r.status, 401);
     ck_assert_ptr_nonnull(strstr(r.body, "\"HTTP-401\""));
     ck_assert_ptr_nonnull(strstr(r.body, "authentication required"));
+    ck_assert_ptr_null(hdr(&r, "x-tsr-tenant-id"));
     tsr_httpd_response_cleanup(&r);
-    tsr_httpd_destroy(h);
+    fx_cleanup(&fx);
 }
 END_TEST
 
 START_TEST(test_authn_unknown_bearer_is_401) {
-    tsr_httpd_t *h = server();
+    fx_t fx;
+    fx_init(&fx);
     tsr_httpd_response_t r;
-    const char *hdr[] = {"Authorization", "Bearer made-up", NULL};
-    tsr_httpd_inject(h, "GET", "/internal/v1/authn", hdr, NULL, 0, &r);
+    call(&fx, "GET", "/internal/v1/authn", HOST_A, "made-up", NULL, &r);
     ck_assert_uint_eq(r.status, 401);
     ck_assert_ptr_nonnull(strstr(r.body, "not recognised"));
     tsr_httpd_response_cleanup(&r);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_authn_valid_key_is_200_with_principal_headers) {
+    fx_t fx;
+    fx_init(&fx);
+    tsr_httpd_response_t r;
+    call(&fx, "GET", "/internal/v1/authn", HOST_A, fx.a.api_key, NULL, &r);
+    ck_assert_uint_eq(r.status, 200);
+    ck_assert_str_eq(hdr(&r, "x-tsr-tenant-id"), fx.a.tenant_id);
+    ck_assert_str_eq(hdr(&r, "x-tsr-user-id"), fx.a.user_id);
+    ck_assert_str_eq(hdr(&r, "x-tsr-roles"), "TenantAdmin,User");
+    ck_assert_str_eq(hdr(&r, "x-tsr-auth-type"), "apikey");
+    tsr_httpd_response_cleanup(&r);
+    /* The port and the case of the Host do not matter. */
+    call(&fx, "GET", "/internal/v1/authn", "A.TEST", fx.a.api_key, NULL, &r);
+    ck_assert_uint_eq(r.status, 200);
+    tsr_httpd_response_cleanup(&r);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_authn_key_of_other_tenant_is_401) {
+    fx_t fx;
+    fx_init(&fx);
+    json_decref(expect(&fx, "GET", "/internal/v1/authn", HOST_B, fx.a.api_key, NULL, 401));
+    json_decref(expect(&fx, "GET", "/internal/v1/authn", HOST_A, fx.b.api_key, NULL, 401));
+    json_decref(expect(&fx, "GET", "/internal/v1/authn", HOST_B, fx.b.api_key, NULL, 200));
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_authn_tampered_or_malformed_key_is_401) {
+    fx_t fx;
+    fx_init(&fx);
+    char *k = tsr_xstrdup(fx.a.api_key);
+    size_t n = strlen(k);
+    k[n - 1] = k[n - 1] == 'A' ? 'B' : 'A';
+    json_decref(expect(&fx, "GET", "/internal/v1/authn", HOST_A, k, NULL, 401));
+    k[n - 1] = '\0';
+    json_decref(expect(&fx, "GET", "/internal/v1/authn", HOST_A, k, NULL, 401));
+    free(k);
+    char huge[9000];
+    memset(huge, 'x', sizeof huge - 1);
+    huge[sizeof huge - 1] = '\0';
+    memcpy(huge, fx.a.api_key, strlen(fx.a.api_key));
+    json_decref(expect(&fx, "GET", "/internal/v1/authn", HOST_A, huge, NULL, 401));
+    json_decref(expect(&fx, "GET", "/internal/v1/authn", "nobody.test", fx.a.api_key, NULL, 401));
+    json_decref(expect(&fx, "GET", "/internal/v1/authn", "bad host!", fx.a.api_key, NULL, 401));
+    json_decref(expect(&fx, "GET", "/internal/v1/authn", NULL, fx.a.api_key, NULL, 401));
+    /* Not a bearer scheme. */
+    tsr_httpd_response_t r;
+    const char *h[] = {"Host", HOST_A, "Authorization", "Basic YTpi", NULL};
+    tsr_httpd_inject(fx.h, "GET", "/internal/v1/authn", h, NULL, 0, &r);
+    ck_assert_uint_eq(r.status, 401);
+    tsr_httpd_response_cleanup(&r);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+static tsr_err_t failing_get(void *ud, const char *coll, const char *tenant, const char *id,
+                             json_t **out, tsr_error_t *err) {
+    (void)ud, (void)coll, (void)tenant, (void)id;
+    *out = NULL;
+    return tsr_error_set(err, TSR_EUNAVAILABLE, "store down");
+}
+
+START_TEST(test_authn_store_down_is_503_never_200) {
+    fx_t fx;
+    fx_init(&fx);
+    tsr_identity_docs_t docs;
+    tsr_error_t err;
+    ck_assert_int_eq(tsr_identity_docs_sqlite_open(":memory:", &docs, &err), TSR_OK);
+    docs.get = failing_get;
+    fx_t down;
+    fx_init_docs(&down, &docs);
+    json_decref(expect(&down, "GET", "/internal/v1/authn", HOST_A, fx.a.api_key, NULL, 503));
+    ck_assert_int_ne(tsr_identity_ready(down.id, &err), TSR_OK);
+    ck_assert_int_eq(tsr_identity_ready(fx.id, &err), TSR_OK);
+    fx_cleanup(&down);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_authn_disabled_user_key_is_401) {
+    fx_t fx;
+    fx_init(&fx);
+    char uid[25], path[128];
+    char *tok = user_with_key(&fx, "u@a.test", "[]", uid);
+    json_decref(expect(&fx, "GET", "/internal/v1/authn", HOST_A, tok, NULL, 200));
+    snprintf(path, sizeof path, "/api/v1/users/%s", uid);
+    json_decref(expect(&fx, "PATCH", path, HOST_A, fx.a.api_key,
+                       "[{\"op\":\"replace\",\"path\":\"/status\",\"value\":\"disabled\"}]", 204));
+    json_decref(expect(&fx, "GET", "/internal/v1/authn", HOST_A, tok, NULL, 401));
+    free(tok);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+/* ---- tenants, roles, csrf ------------------------------------------------------------------ */
+
+START_TEST(test_tenants_me_returns_callers_tenant) {
+    fx_t fx;
+    fx_init(&fx);
+    json_t *t = expect(&fx, "GET", "/api/v1/tenants/me", HOST_A, fx.a.api_key, NULL, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(t, "id")), fx.a.tenant_id);
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(t, "hostnames"), 0)),
+                     "a.test");
+    const char *self = json_string_value(
+        json_object_get(json_object_get(json_object_get(t, "links"), "self"), "href"));
+    ck_assert_ptr_nonnull(self);
+    ck_assert_ptr_nonnull(strstr(self, "http://a.test:8080/api/v1/tenants/"));
+    json_decref(t);
+    json_decref(expect(&fx, "GET", "/api/v1/tenants/me", HOST_A, NULL, NULL, 401));
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_tenants_get_other_tenant_is_404_like_missing) {
+    fx_t fx;
+    fx_init(&fx);
+    char p1[128];
+    snprintf(p1, sizeof p1, "/api/v1/tenants/%s", fx.b.tenant_id);
+    assert_same_404(&fx, "GET", p1, "/api/v1/tenants/" MISSING_ID, NULL);
+    assert_same_404(&fx, "GET", "/api/v1/tenants/not-an-id", "/api/v1/tenants/" MISSING_ID, NULL);
+    snprintf(p1, sizeof p1, "/api/v1/tenants/%s", fx.a.tenant_id);
+    json_decref(expect(&fx, "GET", p1, HOST_A, fx.a.api_key, NULL, 200));
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_tenant_create_hostname_taken_is_conflict_and_claims_nothing) {
+    fx_t fx;
+    fx_init(&fx);
+    tsr_error_t err;
+    char tid[25];
+    const char *h1[] = {"new.test", "a.test", NULL};
+    ck_assert_int_eq(tsr_identity_tenant_create(fx.id, "n", h1, tid, &err), TSR_ECONFLICT);
+    const char *h2[] = {"new.test", NULL};
+    ck_assert_int_eq(tsr_identity_tenant_create(fx.id, "n", h2, tid, &err), TSR_OK);
+    const char *bad[][3] = {{"x.test:80", NULL, NULL},
+                            {"a b", NULL, NULL},
+                            {"dup.test", "DUP.test", NULL},
+                            {NULL, NULL, NULL}};
+    for (size_t i = 0; i < 4; i++) {
+        ck_assert_int_eq(tsr_identity_tenant_create(fx.id, "n", bad[i], tid, &err), TSR_EINVAL);
+    }
+    ck_assert_int_eq(tsr_identity_tenant_create(fx.id, "", h2, tid, &err), TSR_EINVAL);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_tenant_del_removes_everything_and_spares_others) {
+    fx_t fx;
+    fx_init(&fx);
+    tsr_error_t err;
+    json_decref(expect(&fx, "POST", "/api/v1/users", HOST_B, fx.b.api_key,
+                       "{\"email\":\"x@b.test\"}", 201));
+    json_decref(
+        expect(&fx, "POST", "/api/v1/groups", HOST_B, fx.b.api_key, "{\"name\":\"g\"}", 201));
+    ck_assert_int_eq(tsr_identity_tenant_del(fx.id, fx.b.tenant_id, &err), TSR_OK);
+    json_decref(expect(&fx, "GET", "/internal/v1/authn", HOST_B, fx.b.api_key, NULL, 401));
+    const char *colls[] = {TSR_ID__C_USERS,  TSR_ID__C_EMAILS, TSR_ID__C_SECRETS,
+                           TSR_ID__C_KEYS,   TSR_ID__C_GROUPS, TSR_ID__C_GROUP_NAMES,
+                           TSR_ID__C_TENANTS};
+    for (size_t i = 0; i < 7; i++) {
+        json_t *rows = NULL;
+        ck_assert_int_eq(fx.id->docs.list(fx.id->docs.ud, colls[i], fx.b.tenant_id, NULL, NULL,
+                                          NULL, 10, &rows, &err),
+                         TSR_OK);
+        ck_assert_msg(json_array_size(rows) == 0, "%s left behind", colls[i]);
+        json_decref(rows);
+    }
+    ck_assert_int_eq(tsr_identity_tenant_del(fx.id, fx.b.tenant_id, &err), TSR_ENOTFOUND);
+    /* A is untouched, and B's hostname is free for a new tenant. */
+    json_decref(expect(&fx, "GET", "/api/v1/users/me", HOST_A, fx.a.api_key, NULL, 200));
+    const char *hb[] = {HOST_B, NULL};
+    char tid[25];
+    ck_assert_int_eq(tsr_identity_tenant_create(fx.id, "b2", hb, tid, &err), TSR_OK);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_internal_tenants_need_platform_token) {
+    fx_t fx;
+    fx_init(&fx);
+    tsr_error_t err;
+    char *pt = NULL;
+    ck_assert_int_eq(tsr_identity_platform_token_create(fx.id, "ops", &pt, &err), TSR_OK);
+    const char *body = "{\"name\":\"c\",\"hostnames\":[\"c.test\"],\"adminEmail\":\"root@c.test\"}";
+    /* Tenant admins' keys and sessions are no platform credentials. */
+    json_decref(expect(&fx, "POST", "/internal/v1/tenants", HOST_A, fx.a.api_key, body, 401));
+    json_decref(expect(&fx, "POST", "/internal/v1/tenants", HOST_A, NULL, body, 401));
+    json_t *t = expect(&fx, "POST", "/internal/v1/tenants", NULL, pt, body, 201);
+    const char *cid = json_string_value(json_object_get(t, "id"));
+    const char *ckey = json_string_value(json_object_get(json_object_get(t, "admin"), "apiKey"));
+    ck_assert_ptr_nonnull(ckey);
+    json_decref(expect(&fx, "GET", "/api/v1/users/me", "c.test", ckey, NULL, 200));
+    json_decref(expect(&fx, "POST", "/internal/v1/tenants", NULL, pt, body, 409));
+    const char *bad[] = {"{\"name\":\"d\"}", "{\"name\":\"d\",\"hostnames\":[1]}",
+                         "{\"name\":\"d\",\"hostnames\":[\"d.test\"],\"x\":1}",
+                         "{\"name\":\"d\",\"hostnames\":[\"d.test\"],\"adminEmail\":\"bad\"}"};
+    for (size_t i = 0; i < 4; i++) {
+        json_decref(expect(&fx, "POST", "/internal/v1/tenants", NULL, pt, bad[i], 400));
+    }
+    /* The failed admin left no tenant behind: d.test is still free. */
+    json_decref(expect(&fx, "POST", "/internal/v1/tenants", NULL, pt,
+                       "{\"name\":\"d\",\"hostnames\":[\"d.test\"]}", 201));
+    char p[128];
+    snprintf(p, sizeof p, "/internal/v1/tenants/%s", cid);
+    json_decref(expect(&fx, "DELETE", p, NULL, fx.a.api_key, NULL, 401));
+    json_decref(expect(&fx, "DELETE", p, NULL, pt, NULL, 204));
+    json_decref(expect(&fx, "DELETE", p, NULL, pt, NULL, 404));
+    json_decref(expect(&fx, "GET", "/api/v1/users/me", "c.test", ckey, NULL, 401));
+    json_decref(t);
+    free(pt);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_bootstrap_second_run_changes_nothing) {
+    fx_t fx;
+    fx_init(&fx);
+    tsr_identity_boot_t again;
+    tsr_error_t err;
+    ck_assert_int_eq(tsr_identity_bootstrap(fx.id, "http://a.test:8080", &again, &err), TSR_OK);
+    ck_assert(!again.created);
+    ck_assert_str_eq(again.tenant_id, fx.a.tenant_id);
+    ck_assert_ptr_null(again.api_key);
+    tsr_identity_boot_cleanup(&again);
+    ck_assert_int_eq(tsr_identity_bootstrap(fx.id, "not a url", &again, &err), TSR_EINVAL);
+    /* The bootstrap admin's password is stored as an argon2id hash that verifies. */
+    json_t *cred = NULL;
+    ck_assert_int_eq(fx.id->docs.get(fx.id->docs.ud, TSR_ID__C_SECRETS, fx.a.tenant_id,
+                                     fx.a.user_id, &cred, &err),
+                     TSR_OK);
+    const char *phc = json_string_value(json_object_get(cred, "passwordHash"));
+    ck_assert(tsr_identity__password_verify(phc, fx.a.password));
+    ck_assert(!tsr_identity__password_verify(phc, "wrong"));
+    json_decref(cred);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_roles_list_has_fixed_roles) {
+    fx_t fx;
+    fx_init(&fx);
+    json_t *j =
+        expect(&fx, "GET", "/api/v1/roles?totalResults=true", HOST_A, fx.a.api_key, NULL, 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "totalResults")), 4);
+    char *s = json_dumps(j, 0);
+    ck_assert_ptr_nonnull(strstr(s, "\"TenantAdmin\""));
+    ck_assert_ptr_nonnull(strstr(s, "\"AuditAdmin\""));
+    ck_assert_ptr_nonnull(strstr(s, "\"Developer\""));
+    ck_assert_ptr_nonnull(strstr(s, fx.a.tenant_id));
+    free(s);
+    json_decref(j);
+    json_decref(expect(&fx, "GET", "/api/v1/roles/000000000000000000000001", HOST_A, fx.a.api_key,
+                       NULL, 200));
+    assert_same_404(&fx, "GET", "/api/v1/roles/x", "/api/v1/roles/" MISSING_ID, NULL);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_csrf_token_with_api_key_is_400) {
+    fx_t fx;
+    fx_init(&fx);
+    json_decref(expect(&fx, "GET", "/api/v1/csrf-token", HOST_A, fx.a.api_key, NULL, 400));
+    json_decref(expect(&fx, "GET", "/api/v1/csrf-token", HOST_A, NULL, NULL, 401));
+    fx_cleanup(&fx);
+}
+END_TEST
+
+/* ---- users ------------------------------------------------------------------------------- */
+
+START_TEST(test_users_me_returns_caller) {
+    fx_t fx;
+    fx_init(&fx);
+    json_t *u = expect(&fx, "GET", "/api/v1/users/me", HOST_A, fx.a.api_key, NULL, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(u, "id")), fx.a.user_id);
+    ck_assert_str_eq(json_string_value(json_object_get(u, "email")), "admin@tessera.local");
+    ck_assert_str_eq(json_string_value(json_object_get(u, "tenantId")), fx.a.tenant_id);
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_array_get(json_object_get(u, "assignedRoles"), 0), "name")),
+                     "TenantAdmin");
+    ck_assert_ptr_null(json_object_get(u, "passwordHash"));
+    json_decref(u);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_users_create_valid_is_201_invited) {
+    fx_t fx;
+    fx_init(&fx);
+    int before = fx.audits;
+    json_t *u = expect(&fx, "POST", "/api/v1/users", HOST_A, fx.a.api_key,
+                       "{\"email\":\"Ann@Example.com\",\"name\":\"Ann\","
+                       "\"assignedRoles\":[{\"name\":\"Developer\"}]}",
+                       201);
+    ck_assert_str_eq(json_string_value(json_object_get(u, "status")), "invited");
+    ck_assert_str_eq(json_string_value(json_object_get(u, "email")), "ann@example.com");
+    ck_assert_str_eq(json_string_value(json_object_get(u, "tenantId")), fx.a.tenant_id);
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_array_get(json_object_get(u, "assignedRoles"), 0), "id")),
+                     "000000000000000000000003");
+    ck_assert_int_eq(fx.audits, before + 1);
+    json_decref(u);
+    /* The same email in another case conflicts; in another tenant it does not. */
+    json_decref(expect(&fx, "POST", "/api/v1/users", HOST_A, fx.a.api_key,
+                       "{\"email\":\"ann@example.COM\"}", 409));
+    json_decref(expect(&fx, "POST", "/api/v1/users", HOST_B, fx.b.api_key,
+                       "{\"email\":\"ann@example.com\"}", 201));
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_users_create_bad_input_is_400_and_creates_nothing) {
+    fx_t fx;
+    fx_init(&fx);
+    char tb[128];
+    snprintf(tb, sizeof tb, "{\"email\":\"x@y.test\",\"tenantId\":\"%s\"}", fx.b.tenant_id);
+    const char *bad[] = {
+        "{}",
+        "[]",
+        "{\"email\":\"not-an-email\"}",
+        "{\"email\":\"x@y.test\",\"admin\":true}",
+        "{\"email\":\"x@y.test\",\"status\":\"active\"}",
+        "{\"email\":\"x@y.test\",\"assignedRoles\":[{\"name\":\"Root\"}]}",
+        "{\"email\":\"x@y.test\",\"assignedRoles\":\"TenantAdmin\"}",
+        "{\"email\":\"x@y.test\",\"name\":\"\"}",
+        "{\"email\":42}",
+        tb,
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_decref(expect(&fx, "POST", "/api/v1/users", HOST_A, fx.a.api_key, bad[i], 400));
+    }
+    json_t *l = expect(&fx, "GET", "/api/v1/users", HOST_A, fx.a.api_key, NULL, 200);
+    ck_assert_uint_eq(json_array_size(json_object_get(l, "data")), 1);
+    json_decref(l);
+    /* The address was never claimed, so it is still free. */
+    json_decref(expect(&fx, "POST", "/api/v1/users", HOST_A, fx.a.api_key,
+                       "{\"email\":\"x@y.test\"}", 201));
+    /* Not JSON at all. */
+    tsr_httpd_response_t r;
+    call(&fx, "POST", "/api/v1/users", HOST_A, fx.a.api_key, "{", &r);
+    ck_assert_uint_eq(r.status, 400);
+    tsr_httpd_response_cleanup(&r);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_users_list_pages_and_never_shows_other_tenant) {
+    fx_t fx;
+    fx_init(&fx);
+    char *ids[3];
+    ids[0] = new_user(&fx, "u0@a.test");
+    ids[1] = new_user(&fx, "u1@a.test");
+    ids[2] = new_user(&fx, "u2@a.test");
+    json_t *p1 = expect(&fx, "GET", "/api/v1/users?limit=3", HOST_A, fx.a.api_key, NULL, 200);
+    ck_assert_uint_eq(json_array_size(json_object_get(p1, "data")), 3);
+    const char *next = json_string_value(
+        json_object_get(json_object_get(json_object_get(p1, "links"), "next"), "href"));
+    ck_assert_ptr_nonnull(next);
+    const char *want = "http://a.test:8080/api/v1/users?limit=3&next=";
+    ck_assert_msg(strncmp(next, want, strlen(want)) == 0, "next: %s", next);
+    json_t *p2 =
+        expect(&fx, "GET", next + strlen("http://a.test:8080"), HOST_A, fx.a.api_key, NULL, 200);
+    ck_assert_uint_eq(json_array_size(json_object_get(p2, "data")), 1);
+    ck_assert_ptr_null(json_object_get(json_object_get(p2, "links"), "next"));
+    json_decref(p1);
+    json_decref(p2);
+    json_t *lb = expect(&fx, "GET", "/api/v1/users?limit=100", HOST_B, fx.b.api_key, NULL, 200);
+    char *s = json_dumps(lb, 0);
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert_ptr_null(strstr(s, ids[i]));
+        free(ids[i]);
+    }
+    ck_assert_ptr_null(strstr(s, fx.a.user_id));
+    free(s);
+    json_decref(lb);
+    json_decref(expect(&fx, "GET", "/api/v1/users?limit=0", HOST_A, fx.a.api_key, NULL, 400));
+    json_decref(expect(&fx, "GET", "/api/v1/users?limit=101", HOST_A, fx.a.api_key, NULL, 400));
+    json_decref(expect(&fx, "GET", "/api/v1/users?next=zz", HOST_A, fx.a.api_key, NULL, 400));
+    /* ?tenantId= is ignored: the tenant is the Host's. */
+    json_t *l = expect(&fx, "GET", "/api/v1/users?tenantId=x", HOST_B, fx.b.api_key, NULL, 200);
+    ck_assert_uint_eq(json_array_size(json_object_get(l, "data")), 1);
+    json_decref(l);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_users_other_tenant_is_404_like_missing_on_every_verb) {
+    fx_t fx;
+    fx_init(&fx);
+    char p[128];
+    snprintf(p, sizeof p, "/api/v1/users/%s", fx.b.user_id);
+    const char *patch = "[{\"op\":\"replace\",\"path\":\"/name\",\"value\":\"x\"}]";
+    assert_same_404(&fx, "GET", p, "/api/v1/users/" MISSING_ID, NULL);
+    assert_same_404(&fx, "PATCH", p, "/api/v1/users/" MISSING_ID, patch);
+    assert_same_404(&fx, "DELETE", p, "/api/v1/users/" MISSING_ID, NULL);
+    assert_same_404(&fx, "GET", "/api/v1/users/not-an-id", "/api/v1/users/" MISSING_ID, NULL);
+    /* B's admin still exists and is unchanged. */
+    json_t *u = expect(&fx, "GET", "/api/v1/users/me", HOST_B, fx.b.api_key, NULL, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(u, "name")), "Administrator");
+    json_decref(u);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_users_patch_applies_all_or_nothing) {
+    fx_t fx;
+    fx_init(&fx);
+    char p[128];
+    char *uid = new_user(&fx, "p@a.test");
+    snprintf(p, sizeof p, "/api/v1/users/%s", uid);
+    json_decref(expect(&fx, "PATCH", p, HOST_A, fx.a.api_key,
+                       "[{\"op\":\"replace\",\"path\":\"/name\",\"value\":\"Pat\"},"
+                       "{\"op\":\"add\",\"path\":\"/assignedRoles\","
+                       "\"value\":[{\"name\":\"AuditAdmin\"}]}]",
+                       204));
+    const char *bad[] = {
+        "[{\"op\":\"replace\",\"path\":\"/name\",\"value\":\"Q\"},"
+        "{\"op\":\"replace\",\"path\":\"/tenantId\",\"value\":\"x\"}]",
+        "[{\"op\":\"replace\",\"path\":\"/name\",\"value\":\"Q\"},"
+        "{\"op\":\"remove\",\"path\":\"/name\"}]",
+        "[{\"op\":\"replace\",\"path\":\"/status\",\"value\":\"deleted\"}]",
+        "[{\"op\":\"replace\",\"path\":\"/email\",\"value\":\"e@a.test\"}]",
+        "[{\"op\":\"replace\",\"path\":\"/name\",\"value\":\"Q\",\"x\":1,\"y\":2}]",
+        "[]",
+        "{}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_decref(expect(&fx, "PATCH", p, HOST_A, fx.a.api_key, bad[i], 400));
+    }
+    json_t *u = expect(&fx, "GET", p, HOST_A, fx.a.api_key, NULL, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(u, "name")), "Pat");
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_array_get(json_object_get(u, "assignedRoles"), 0), "name")),
+                     "AuditAdmin");
+    ck_assert_str_eq(json_string_value(json_object_get(u, "tenantId")), fx.a.tenant_id);
+    json_decref(u);
+    free(uid);
+    /* An admin cannot lock themselves out. */
+    snprintf(p, sizeof p, "/api/v1/users/%s", fx.a.user_id);
+    json_decref(expect(&fx, "PATCH", p, HOST_A, fx.a.api_key,
+                       "[{\"op\":\"replace\",\"path\":\"/assignedRoles\",\"value\":[]}]", 403));
+    json_decref(expect(&fx, "DELETE", p, HOST_A, fx.a.api_key, NULL, 403));
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_users_delete_removes_user_and_keys) {
+    fx_t fx;
+    fx_init(&fx);
+    char uid[25], p[128];
+    char *tok = user_with_key(&fx, "d@a.test", "[{\"name\":\"Developer\"}]", uid);
+    json_decref(expect(&fx, "GET", "/internal/v1/authn", HOST_A, tok, NULL, 200));
+    snprintf(p, sizeof p, "/api/v1/users/%s", uid);
+    json_decref(expect(&fx, "DELETE", p, HOST_A, fx.a.api_key, NULL, 204));
+    json_decref(expect(&fx, "GET", p, HOST_A, fx.a.api_key, NULL, 404));
+    json_decref(expect(&fx, "DELETE", p, HOST_A, fx.a.api_key, NULL, 404));
+    json_decref(expect(&fx, "GET", "/internal/v1/authn", HOST_A, tok, NULL, 401));
+    /* Its email is free again. */
+    json_decref(expect(&fx, "POST", "/api/v1/users", HOST_A, fx.a.api_key,
+                       "{\"email\":\"d@a.test\"}", 201));
+    free(tok);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_users_write_without_admin_is_403) {
+    fx_t fx;
+    fx_init(&fx);
+    char uid[25], p[128];
+    char *tok = user_with_key(&fx, "plain@a.test", "[]", uid);
+    json_decref(expect(&fx, "POST", "/api/v1/users", HOST_A, tok, "{\"email\":\"z@a.test\"}", 403));
+    snprintf(p, sizeof p, "/api/v1/users/%s", fx.a.user_id);
+    json_decref(expect(&fx, "PATCH", p, HOST_A, tok,
+                       "[{\"op\":\"replace\",\"path\":\"/name\",\"value\":\"x\"}]", 403));
+    json_decref(expect(&fx, "DELETE", p, HOST_A, tok, NULL, 403));
+    snprintf(p, sizeof p, "/api/v1/users/%s", uid);
+    json_decref(expect(&fx, "PATCH", p, HOST_A, tok,
+                       "[{\"op\":\"replace\",\"path\":\"/assignedRoles\","
+                       "\"value\":[{\"name\":\"TenantAdmin\"}]}]",
+                       403));
+    json_decref(expect(&fx, "GET", p, HOST_A, tok, NULL, 200));
+    free(tok);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+/* ---- groups -------------------------------------------------------------------------------- */
+
+START_TEST(test_groups_roles_apply_to_members_until_disabled) {
+    fx_t fx;
+    fx_init(&fx);
+    char uid[25], up[128], gp[128], body[256];
+    char *tok = user_with_key(&fx, "member@a.test", "[]", uid);
+    json_t *g =
+        expect(&fx, "POST", "/api/v1/groups", HOST_A, fx.a.api_key,
+               "{\"name\":\"Auditors\",\"assignedRoles\":[{\"name\":\"AuditAdmin\"}]}", 201);
+    char gid[25];
+    snprintf(gid, sizeof gid, "%s", json_string_value(json_object_get(g, "id")));
+    ck_assert_str_eq(json_string_value(json_object_get(g, "status")), "active");
+    json_decref(g);
+    json_decref(expect(&fx, "POST", "/api/v1/groups", HOST_A, fx.a.api_key,
+                       "{\"name\":\"AUDITORS\"}", 409));
+    json_decref(expect(&fx, "POST", "/api/v1/groups", HOST_A, fx.a.api_key,
+                       "{\"name\":\"x\",\"providerType\":\"idp\"}", 400));
+    json_decref(expect(&fx, "POST", "/api/v1/groups", HOST_A, tok, "{\"name\":\"y\"}", 403));
+    snprintf(up, sizeof up, "/api/v1/users/%s", uid);
+    snprintf(body, sizeof body,
+             "[{\"op\":\"replace\",\"path\":\"/assignedGroups\",\"value\":[{\"id\":\"%s\"}]}]",
+             gid);
+    json_decref(expect(&fx, "PATCH", up, HOST_A, fx.a.api_key, body, 204));
+    tsr_httpd_response_t r;
+    call(&fx, "GET", "/internal/v1/authn", HOST_A, tok, NULL, &r);
+    ck_assert_uint_eq(r.status, 200);
+    ck_assert_str_eq(hdr(&r, "x-tsr-roles"), "AuditAdmin,User");
+    tsr_httpd_response_cleanup(&r);
+    snprintf(gp, sizeof gp, "/api/v1/groups/%s", gid);
+    json_decref(expect(&fx, "PATCH", gp, HOST_A, fx.a.api_key,
+                       "[{\"op\":\"replace\",\"path\":\"/status\",\"value\":\"disabled\"}]", 204));
+    call(&fx, "GET", "/internal/v1/authn", HOST_A, tok, NULL, &r);
+    ck_assert_str_eq(hdr(&r, "x-tsr-roles"), "User");
+    tsr_httpd_response_cleanup(&r);
+    json_decref(expect(&fx, "PATCH", gp, HOST_A, fx.a.api_key,
+                       "[{\"op\":\"replace\",\"path\":\"/name\",\"value\":\"n\"}]", 400));
+    /* Deleting the group grants nothing and frees the name. */
+    json_decref(expect(&fx, "DELETE", gp, HOST_A, fx.a.api_key, NULL, 204));
+    json_decref(expect(&fx, "GET", gp, HOST_A, fx.a.api_key, NULL, 404));
+    json_decref(expect(&fx, "POST", "/api/v1/groups", HOST_A, fx.a.api_key,
+                       "{\"name\":\"Auditors\"}", 201));
+    free(tok);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_groups_other_tenant_is_404_like_missing) {
+    fx_t fx;
+    fx_init(&fx);
+    json_t *g =
+        expect(&fx, "POST", "/api/v1/groups", HOST_B, fx.b.api_key, "{\"name\":\"B\"}", 201);
+    char gp[128], body[256], up[128];
+    const char *gid = json_string_value(json_object_get(g, "id"));
+    snprintf(gp, sizeof gp, "/api/v1/groups/%s", gid);
+    const char *patch = "[{\"op\":\"replace\",\"path\":\"/description\",\"value\":\"x\"}]";
+    assert_same_404(&fx, "GET", gp, "/api/v1/groups/" MISSING_ID, NULL);
+    assert_same_404(&fx, "PATCH", gp, "/api/v1/groups/" MISSING_ID, patch);
+    assert_same_404(&fx, "DELETE", gp, "/api/v1/groups/" MISSING_ID, NULL);
+    json_t *l = expect(&fx, "GET", "/api/v1/groups", HOST_A, fx.a.api_key, NULL, 200);
+    ck_assert_uint_eq(json_array_size(json_object_get(l, "data")), 0);
+    json_decref(l);
+    /* B's group cannot be given to A's user. */
+    snprintf(up, sizeof up, "/api/v1/users/%s", fx.a.user_id);
+    snprintf(body, sizeof body,
+             "[{\"op\":\"replace\",\"path\":\"/assignedGroups\",\"value\":[{\"id\":\"%s\"}]}]",
+             gid);
+    json_decref(expect(&fx, "PATCH", up, HOST_A, fx.a.api_key, body, 400));
+    json_decref(expect(&fx, "GET", gp, HOST_B, fx.b.api_key, NULL, 200));
+    json_decref(g);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_api_keys_patch_description_and_config) {
+    fx_t fx;
+    fx_init(&fx);
+    json_t *l = expect(&fx, "GET", "/api/v1/api-keys", HOST_A, fx.a.api_key, NULL, 200);
+    char p[128];
+    snprintf(
+        p, sizeof p, "/api/v1/api-keys/%s",
+        json_string_value(json_object_get(json_array_get(json_object_get(l, "data"), 0), "id")));
+    json_decref(l);
+    json_decref(expect(&fx, "PATCH", p, HOST_A, fx.a.api_key,
+                       "[{\"op\":\"replace\",\"path\":\"/description\",\"value\":\"renamed\"}]",
+                       204));
+    const char *bad[] = {"[{\"op\":\"replace\",\"path\":\"/status\",\"value\":\"active\"}]",
+                         "[{\"op\":\"replace\",\"path\":\"/description\",\"value\":\"\"}]",
+                         "[{\"op\":\"replace\",\"path\":\"/description\",\"value\":\"x\"},"
+                         "{\"op\":\"replace\",\"path\":\"/sub\",\"value\":\"x\"}]",
+                         "{}"};
+    for (size_t i = 0; i < 4; i++) {
+        json_decref(expect(&fx, "PATCH", p, HOST_A, fx.a.api_key, bad[i], 400));
+    }
+    json_t *k = expect(&fx, "GET", p, HOST_A, fx.a.api_key, NULL, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(k, "description")), "renamed");
+    ck_assert_str_eq(json_string_value(json_object_get(k, "status")), "active");
+    json_decref(k);
+    assert_same_404(&fx, "PATCH", "/api/v1/api-keys/" MISSING_ID, "/api/v1/api-keys/" MISSING_ID,
+                    "[{\"op\":\"replace\",\"path\":\"/description\",\"value\":\"x\"}]");
+    snprintf(p, sizeof p, "/api/v1/api-keys/configs/%s", fx.a.tenant_id);
+    json_t *c = expect(&fx, "GET", p, HOST_A, fx.a.api_key, NULL, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(c, "max_api_key_expiry")), "P30D");
+    ck_assert_int_eq(json_integer_value(json_object_get(c, "max_keys_per_user")), 3);
+    json_decref(c);
+    char pb[128];
+    snprintf(pb, sizeof pb, "/api/v1/api-keys/configs/%s", fx.b.tenant_id);
+    assert_same_404(&fx, "GET", pb, "/api/v1/api-keys/configs/" MISSING_ID, NULL);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_service_user_gets_keys_only_from_admin) {
+    fx_t fx;
+    fx_init(&fx);
+    json_t *u = expect(&fx, "POST", "/api/v1/users", HOST_A, fx.a.api_key,
+                       "{\"serviceUser\":true,\"name\":\"ci-bot\","
+                       "\"assignedRoles\":[{\"name\":\"Developer\"}]}",
+                       201);
+    char svc[25], body[256];
+    snprintf(svc, sizeof svc, "%s", json_string_value(json_object_get(u, "id")));
+    ck_assert_str_eq(json_string_value(json_object_get(u, "status")), "active");
+    ck_assert_ptr_null(json_object_get(u, "inviteLink"));
+    ck_assert_ptr_null(json_object_get(u, "email"));
+    ck_assert(json_is_true(json_object_get(u, "serviceUser")));
+    json_decref(u);
+    json_decref(expect(&fx, "POST", "/api/v1/users", HOST_A, fx.a.api_key,
+                       "{\"serviceUser\":true,\"name\":\"x\",\"email\":\"x@a.test\"}", 400));
+    json_decref(expect(&fx, "POST", "/api/v1/users", HOST_A, fx.a.api_key,
+                       "{\"serviceUser\":\"yes\",\"name\":\"x\"}", 400));
+    snprintf(body, sizeof body, "{\"description\":\"ci\",\"sub\":\"%s\"}", svc);
+    json_t *k = expect(&fx, "POST", "/api/v1/api-keys", HOST_A, fx.a.api_key, body, 201);
+    ck_assert_str_eq(json_string_value(json_object_get(k, "sub")), svc);
+    ck_assert_str_eq(json_string_value(json_object_get(k, "createdByUser")), fx.a.user_id);
+    json_t *me = expect(&fx, "GET", "/api/v1/users/me", HOST_A,
+                        json_string_value(json_object_get(k, "token")), NULL, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(me, "id")), svc);
+    json_decref(me);
+    json_decref(k);
+    /* A developer cannot mint keys for it, nor an admin for a human. */
+    char uid[25];
+    char *tok = user_with_key(&fx, "dev@a.test", "[{\"name\":\"Developer\"}]", uid);
+    json_decref(expect(&fx, "POST", "/api/v1/api-keys", HOST_A, tok, body, 400));
+    snprintf(body, sizeof body, "{\"description\":\"ci\",\"sub\":\"%s\"}", uid);
+    json_decref(expect(&fx, "POST", "/api/v1/api-keys", HOST_A, fx.a.api_key, body, 400));
+    free(tok);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+/* ---- API keys ----------------------------------------------------------------------------- */
+
+START_TEST(test_api_keys_create_shows_token_once_and_it_authenticates) {
+    fx_t fx;
+    fx_init(&fx);
+    json_t *k = expect(&fx, "POST", "/api/v1/api-keys", HOST_A, fx.a.api_key,
+                       "{\"description\":\"ci\",\"expiry\":\"P7D\"}", 201);
+    const char *tok = json_string_value(json_object_get(k, "token"));
+    const char *kid = json_string_value(json_object_get(k, "id"));
+    ck_assert_ptr_nonnull(tok);
+    ck_assert_ptr_null(json_object_get(k, "hash"));
+    ck_assert_str_eq(json_string_value(json_object_get(k, "status")), "active");
+    ck_assert_str_eq(json_string_value(json_object_get(k, "sub")), fx.a.user_id);
+    json_decref(expect(&fx, "GET", "/api/v1/users/me", HOST_A, tok, NULL, 200));
+    char p[128];
+    snprintf(p, sizeof p, "/api/v1/api-keys/%s", kid);
+    json_t *g = expect(&fx, "GET", p, HOST_A, fx.a.api_key, NULL, 200);
+    ck_assert_ptr_null(json_object_get(g, "token"));
+    ck_assert_ptr_null(json_object_get(g, "hash"));
+    json_decref(g);
+    json_t *l = expect(&fx, "GET", "/api/v1/api-keys", HOST_A, fx.a.api_key, NULL, 200);
+    char *s = json_dumps(l, 0);
+    ck_assert_ptr_nonnull(strstr(s, kid));
+    ck_assert_ptr_null(strstr(s, "\"token\""));
+    ck_assert_ptr_null(strstr(s, "\"hash\""));
+    free(s);
+    json_decref(l);
+    /* The owner deletes: gone, and the token stops working at once. */
+    json_decref(expect(&fx, "DELETE", p, HOST_A, fx.a.api_key, NULL, 204));
+    json_decref(expect(&fx, "GET", p, HOST_A, fx.a.api_key, NULL, 404));
+    json_decref(expect(&fx, "GET", "/api/v1/users/me", HOST_A, tok, NULL, 401));
+    json_decref(k);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_api_keys_create_bad_input_is_400) {
+    fx_t fx;
+    fx_init(&fx);
+    char other[128];
+    snprintf(other, sizeof other, "{\"description\":\"x\",\"sub\":\"%s\"}", fx.b.user_id);
+    const char *bad[] = {
+        "{}",
+        "{\"description\":\"\"}",
+        "{\"description\":\"x\",\"expiry\":\"30 days\"}",
+        "{\"description\":\"x\",\"expiry\":\"P31D\"}",
+        "{\"description\":\"x\",\"expiry\":\"P0D\"}",
+        "{\"description\":\"x\",\"expiry\":\"P99999999D\"}",
+        "{\"description\":\"x\",\"expiry\":7}",
+        "{\"description\":\"x\",\"hash\":\"abc\"}",
+        "{\"description\":\"x\",\"subType\":\"externalClient\"}",
+        other,
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_decref(expect(&fx, "POST", "/api/v1/api-keys", HOST_A, fx.a.api_key, bad[i], 400));
+    }
+    json_t *l = expect(&fx, "GET", "/api/v1/api-keys", HOST_A, fx.a.api_key, NULL, 200);
+    ck_assert_uint_eq(json_array_size(json_object_get(l, "data")), 1); /* the bootstrap key */
+    json_decref(l);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_api_keys_over_per_user_cap_is_409) {
+    fx_t fx;
+    fx_init(&fx);
+    /* The cap is 3 in the fixture; the bootstrap key is the first. */
+    json_decref(expect(&fx, "POST", "/api/v1/api-keys", HOST_A, fx.a.api_key,
+                       "{\"description\":\"2\"}", 201));
+    json_decref(expect(&fx, "POST", "/api/v1/api-keys", HOST_A, fx.a.api_key,
+                       "{\"description\":\"3\"}", 201));
+    json_decref(expect(&fx, "POST", "/api/v1/api-keys", HOST_A, fx.a.api_key,
+                       "{\"description\":\"4\"}", 409));
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_api_keys_admin_revokes_others_and_user_sees_only_own) {
+    fx_t fx;
+    fx_init(&fx);
+    char uid[25], p[128];
+    char *tok = user_with_key(&fx, "dev@a.test", "[{\"name\":\"Developer\"}]", uid);
+    json_t *k =
+        expect(&fx, "POST", "/api/v1/api-keys", HOST_A, tok, "{\"description\":\"d\"}", 201);
+    const char *kid = json_string_value(json_object_get(k, "id"));
+    const char *tok2 = json_string_value(json_object_get(k, "token"));
+    /* The developer lists only its own keys, even when asking for the admin's. */
+    char q[128];
+    snprintf(q, sizeof q, "/api/v1/api-keys?sub=%s", fx.a.user_id);
+    json_t *l = expect(&fx, "GET", q, HOST_A, tok, NULL, 200);
+    ck_assert_uint_eq(json_array_size(json_object_get(l, "data")), 2);
+    char *s = json_dumps(l, 0);
+    ck_assert_ptr_null(strstr(s, fx.a.user_id));
+    free(s);
+    json_decref(l);
+    /* ... and the admin's keys are invisible to it (404, not 403). */
+    l = expect(&fx, "GET", q, HOST_A, fx.a.api_key, NULL, 200);
+    const char *admin_kid =
+        json_string_value(json_object_get(json_array_get(json_object_get(l, "data"), 0), "id"));
+    snprintf(p, sizeof p, "/api/v1/api-keys/%s", admin_kid);
+    json_decref(expect(&fx, "GET", p, HOST_A, tok, NULL, 404));
+    json_decref(expect(&fx, "DELETE", p, HOST_A, tok, NULL, 404));
+    json_decref(l);
+    /* The admin revokes the developer's key: it stays listed as revoked and stops working. */
+    snprintf(p, sizeof p, "/api/v1/api-keys/%s", kid);
+    json_decref(expect(&fx, "DELETE", p, HOST_A, fx.a.api_key, NULL, 204));
+    json_t *g = expect(&fx, "GET", p, HOST_A, fx.a.api_key, NULL, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(g, "status")), "revoked");
+    json_decref(g);
+    json_decref(expect(&fx, "GET", "/internal/v1/authn", HOST_A, tok2, NULL, 401));
+    json_decref(expect(&fx, "GET", "/internal/v1/authn", HOST_A, tok, NULL, 200));
+    json_decref(k);
+    free(tok);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_api_keys_without_developer_role_is_403) {
+    fx_t fx;
+    fx_init(&fx);
+    char uid[25];
+    char *tok = user_with_key(&fx, "plain@a.test", "[{\"name\":\"AuditAdmin\"}]", uid);
+    json_decref(
+        expect(&fx, "POST", "/api/v1/api-keys", HOST_A, tok, "{\"description\":\"d\"}", 403));
+    json_decref(expect(&fx, "GET", "/api/v1/api-keys", HOST_A, tok, NULL, 200));
+    free(tok);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_api_keys_other_tenant_is_404_like_missing) {
+    fx_t fx;
+    fx_init(&fx);
+    json_t *l = expect(&fx, "GET", "/api/v1/api-keys", HOST_B, fx.b.api_key, NULL, 200);
+    const char *bkid =
+        json_string_value(json_object_get(json_array_get(json_object_get(l, "data"), 0), "id"));
+    char p[128];
+    snprintf(p, sizeof p, "/api/v1/api-keys/%s", bkid);
+    assert_same_404(&fx, "GET", p, "/api/v1/api-keys/" MISSING_ID, NULL);
+    assert_same_404(&fx, "DELETE", p, "/api/v1/api-keys/" MISSING_ID, NULL);
+    json_decref(expect(&fx, "GET", p, HOST_B, fx.b.api_key, NULL, 200));
+    json_decref(expect(&fx, "GET", "/internal/v1/authn", HOST_B, fx.b.api_key, NULL, 200));
+    json_t *la = expect(&fx, "GET", "/api/v1/api-keys?limit=100", HOST_A, fx.a.api_key, NULL, 200);
+    char *s = json_dumps(la, 0);
+    ck_assert_ptr_null(strstr(s, bkid));
+    free(s);
+    json_decref(la);
+    json_decref(l);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_api_keys_expired_key_is_401_and_listed_expired) {
+    fx_t fx;
+    fx_init(&fx);
+    tsr_error_t err;
+    json_t *key = NULL;
+    char *tok = NULL;
+    ck_assert_int_eq(tsr_identity__key_create(fx.id, fx.a.tenant_id, fx.a.user_id, fx.a.user_id,
+                                              "old", 1, &key, &tok, &err),
+                     TSR_OK);
+    const char *kid = json_string_value(json_object_get(key, "id"));
+    /* Expiry is 1 ms after creation: move it into the past explicitly to avoid timing. */
+    json_object_set_new(key, "expiry", json_string("2000-01-01T00:00:00.000Z"));
+    ck_assert_int_eq(
+        fx.id->docs.replace(fx.id->docs.ud, TSR_ID__C_KEYS, fx.a.tenant_id, kid, key, &err),
+        TSR_OK);
+    json_decref(expect(&fx, "GET", "/internal/v1/authn", HOST_A, tok, NULL, 401));
+    char p[128];
+    snprintf(p, sizeof p, "/api/v1/api-keys/%s", kid);
+    json_t *g = expect(&fx, "GET", p, HOST_A, fx.a.api_key, NULL, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(g, "status")), "expired");
+    json_decref(g);
+    json_decref(key);
+    free(tok);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+/* ---- sessions: login, cookie, CSRF, logout, lockout ----------------------------------------- */
+
+/* Log in as A's admin: *cookie ("tsr_session=...") and *csrf are returned-owned. */
+static void login(fx_t *fx, char **cookie, char **csrf) {
+    char body[256];
+    tsr_httpd_response_t r;
+    snprintf(body, sizeof body, "{\"email\":\"%s\",\"password\":\"%s\"}", fx->a.user,
+             fx->a.password);
+    call(fx, "POST", "/api/v1/identity/login", HOST_A, NULL, body, &r);
+    ck_assert_msg(r.status == 204, "login: %u %s", r.status, r.body);
+    const char *sc = hdr(&r, "set-cookie");
+    ck_assert_ptr_nonnull(sc);
+    ck_assert_ptr_nonnull(strstr(sc, "HttpOnly"));
+    ck_assert_ptr_nonnull(strstr(sc, "SameSite=Lax"));
+    ck_assert(strncmp(sc, "tsr_session=tsrs_", 17) == 0);
+    *cookie = tsr_xstrndup(sc, strcspn(sc, ";"));
+    ck_assert_ptr_nonnull(hdr(&r, "qlik-csrf-token"));
+    *csrf = tsr_xstrdup(hdr(&r, "qlik-csrf-token"));
+    tsr_httpd_response_cleanup(&r);
+}
+
+/* A request with Host, Cookie and optionally qlik-csrf-token / X-Original-Method. */
+static unsigned call_cookie(fx_t *fx, const char *method, const char *path, const char *host,
+                            const char *cookie, const char *csrf, const char *orig,
+                            const char *body, tsr_httpd_response_t *r) {
+    const char *h[13] = {"Host", host, "Cookie", cookie, NULL};
+    size_t n = 4;
+    if (csrf != NULL) {
+        h[n++] = "qlik-csrf-token";
+        h[n++] = csrf;
+    }
+    if (orig != NULL) {
+        h[n++] = "X-Original-Method";
+        h[n++] = orig;
+    }
+    if (body != NULL) {
+        h[n++] = "Content-Type";
+        h[n++] = "application/json";
+    }
+    tsr_httpd_inject(fx->h, method, path, h, body, body != NULL ? strlen(body) : 0, r);
+    return r->status;
+}
+
+START_TEST(test_login_valid_password_gives_session_with_csrf) {
+    fx_t fx;
+    fx_init(&fx);
+    char *cookie, *csrf;
+    tsr_httpd_response_t r;
+    login(&fx, &cookie, &csrf);
+    ck_assert_uint_eq(
+        call_cookie(&fx, "GET", "/api/v1/users/me", HOST_A, cookie, NULL, NULL, NULL, &r), 200);
+    ck_assert_ptr_nonnull(strstr(r.body, fx.a.user_id));
+    tsr_httpd_response_cleanup(&r);
+    ck_assert_uint_eq(
+        call_cookie(&fx, "GET", "/api/v1/csrf-token", HOST_A, cookie, NULL, NULL, NULL, &r), 204);
+    ck_assert_str_eq(hdr(&r, "qlik-csrf-token"), csrf);
+    tsr_httpd_response_cleanup(&r);
+    /* The ingress decision: GET passes, a write needs the token. */
+    ck_assert_uint_eq(
+        call_cookie(&fx, "GET", "/internal/v1/authn", HOST_A, cookie, NULL, "GET", NULL, &r), 200);
+    ck_assert_str_eq(hdr(&r, "x-tsr-auth-type"), "session");
+    ck_assert_str_eq(hdr(&r, "x-tsr-user-id"), fx.a.user_id);
+    tsr_httpd_response_cleanup(&r);
+    ck_assert_uint_eq(
+        call_cookie(&fx, "GET", "/internal/v1/authn", HOST_A, cookie, NULL, "POST", NULL, &r), 403);
+    ck_assert_ptr_nonnull(strstr(r.body, "CSRF-TOKEN-2"));
+    tsr_httpd_response_cleanup(&r);
+    ck_assert_uint_eq(
+        call_cookie(&fx, "GET", "/internal/v1/authn", HOST_A, cookie, "wrong", "DELETE", NULL, &r),
+        403);
+    tsr_httpd_response_cleanup(&r);
+    ck_assert_uint_eq(
+        call_cookie(&fx, "GET", "/internal/v1/authn", HOST_A, cookie, NULL, NULL, NULL, &r), 403);
+    tsr_httpd_response_cleanup(&r);
+    ck_assert_uint_eq(
+        call_cookie(&fx, "GET", "/internal/v1/authn", HOST_A, cookie, csrf, "POST", NULL, &r), 200);
+    tsr_httpd_response_cleanup(&r);
+    /* Identity's own writes check it too. */
+    ck_assert_uint_eq(call_cookie(&fx, "POST", "/api/v1/api-keys", HOST_A, cookie, NULL, NULL,
+                                  "{\"description\":\"s\"}", &r),
+                      403);
+    tsr_httpd_response_cleanup(&r);
+    ck_assert_uint_eq(call_cookie(&fx, "POST", "/api/v1/api-keys", HOST_A, cookie, csrf, NULL,
+                                  "{\"description\":\"s\"}", &r),
+                      201);
+    tsr_httpd_response_cleanup(&r);
+    /* The cookie means nothing on another tenant's host. */
+    ck_assert_uint_eq(
+        call_cookie(&fx, "GET", "/api/v1/users/me", HOST_B, cookie, NULL, NULL, NULL, &r), 401);
+    tsr_httpd_response_cleanup(&r);
+    /* Logout needs the CSRF token, then the cookie is dead. */
+    ck_assert_uint_eq(
+        call_cookie(&fx, "POST", "/api/v1/identity/logout", HOST_A, cookie, NULL, NULL, NULL, &r),
+        403);
+    tsr_httpd_response_cleanup(&r);
+    ck_assert_uint_eq(
+        call_cookie(&fx, "POST", "/api/v1/identity/logout", HOST_A, cookie, csrf, NULL, NULL, &r),
+        204);
+    ck_assert_ptr_nonnull(strstr(hdr(&r, "set-cookie"), "Max-Age=0"));
+    tsr_httpd_response_cleanup(&r);
+    ck_assert_uint_eq(
+        call_cookie(&fx, "GET", "/api/v1/users/me", HOST_A, cookie, NULL, NULL, NULL, &r), 401);
+    tsr_httpd_response_cleanup(&r);
+    free(cookie);
+    free(csrf);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_password_change_needs_current_and_ends_other_sessions) {
+    fx_t fx;
+    fx_init(&fx);
+    char *c1, *x1, *c2, *x2, body[512];
+    tsr_httpd_response_t r;
+    login(&fx, &c1, &x1);
+    login(&fx, &c2, &x2);
+    snprintf(body, sizeof body,
+             "{\"currentPassword\":\"wrong\",\"newPassword\":\"a much longer secret\"}");
+    ck_assert_uint_eq(
+        call_cookie(&fx, "POST", "/api/v1/identity/password", HOST_A, c1, x1, NULL, body, &r), 403);
+    tsr_httpd_response_cleanup(&r);
+    snprintf(body, sizeof body, "{\"currentPassword\":\"%s\",\"newPassword\":\"short\"}",
+             fx.a.password);
+    ck_assert_uint_eq(
+        call_cookie(&fx, "POST", "/api/v1/identity/password", HOST_A, c1, x1, NULL, body, &r), 400);
+    tsr_httpd_response_cleanup(&r);
+    snprintf(body, sizeof body,
+             "{\"currentPassword\":\"%s\",\"newPassword\":\"a much longer secret\"}",
+             fx.a.password);
+    /* Without the CSRF token a session cannot do it. */
+    ck_assert_uint_eq(
+        call_cookie(&fx, "POST", "/api/v1/identity/password", HOST_A, c1, NULL, NULL, body, &r),
+        403);
+    tsr_httpd_response_cleanup(&r);
+    ck_assert_uint_eq(
+        call_cookie(&fx, "POST", "/api/v1/identity/password", HOST_A, c1, x1, NULL, body, &r), 204);
+    tsr_httpd_response_cleanup(&r);
+    ck_assert_uint_eq(call_cookie(&fx, "GET", "/api/v1/users/me", HOST_A, c1, NULL, NULL, NULL, &r),
+                      200);
+    tsr_httpd_response_cleanup(&r);
+    ck_assert_uint_eq(call_cookie(&fx, "GET", "/api/v1/users/me", HOST_A, c2, NULL, NULL, NULL, &r),
+                      401);
+    tsr_httpd_response_cleanup(&r);
+    char lb[512];
+    snprintf(lb, sizeof lb, "{\"email\":\"%s\",\"password\":\"%s\"}", fx.a.user, fx.a.password);
+    json_decref(expect(&fx, "POST", "/api/v1/identity/login", HOST_A, NULL, lb, 401));
+    snprintf(lb, sizeof lb, "{\"email\":\"%s\",\"password\":\"a much longer secret\"}", fx.a.user);
+    json_decref(expect(&fx, "POST", "/api/v1/identity/login", HOST_A, NULL, lb, 204));
+    free(c1);
+    free(x1);
+    free(c2);
+    free(x2);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_login_sessions_are_pruned_and_capped) {
+    fx_t fx;
+    fx_init(&fx);
+    tsr_error_t err;
+    char *c, *x;
+    json_t *rows = NULL;
+    login(&fx, &c, &x);
+    free(c);
+    free(x);
+    ck_assert_int_eq(fx.id->docs.list(fx.id->docs.ud, TSR_ID__C_SESSIONS, fx.a.tenant_id, NULL,
+                                      NULL, NULL, 100, &rows, &err),
+                     TSR_OK);
+    json_t *old = json_deep_copy(json_array_get(rows, 0));
+    json_decref(rows);
+    const char *old_id = json_string_value(json_object_get(old, "id"));
+    json_object_set_new(old, "expiresAt", json_string("2000-01-01T00:00:00.000Z"));
+    ck_assert_int_eq(
+        fx.id->docs.replace(fx.id->docs.ud, TSR_ID__C_SESSIONS, fx.a.tenant_id, old_id, old, &err),
+        TSR_OK);
+    for (int i = 0; i < TSR_ID__MAX_SESSIONS + 3; i++) {
+        login(&fx, &c, &x);
+        free(c);
+        free(x);
+    }
+    json_t *gone = NULL;
+    ck_assert_int_eq(
+        fx.id->docs.get(fx.id->docs.ud, TSR_ID__C_SESSIONS, fx.a.tenant_id, old_id, &gone, &err),
+        TSR_ENOTFOUND);
+    ck_assert_int_eq(fx.id->docs.list(fx.id->docs.ud, TSR_ID__C_SESSIONS, fx.a.tenant_id, NULL,
+                                      NULL, NULL, 100, &rows, &err),
+                     TSR_OK);
+    ck_assert_uint_le(json_array_size(rows), TSR_ID__MAX_SESSIONS);
+    ck_assert_uint_ge(json_array_size(rows), TSR_ID__MAX_SESSIONS - 3);
+    json_decref(rows);
+    json_decref(old);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_login_forged_cookie_is_401) {
+    fx_t fx;
+    fx_init(&fx);
+    char *cookie, *csrf;
+    tsr_httpd_response_t r;
+    login(&fx, &cookie, &csrf);
+    size_t n = strlen(cookie);
+    cookie[n - 1] = cookie[n - 1] == 'A' ? 'B' : 'A';
+    ck_assert_uint_eq(
+        call_cookie(&fx, "GET", "/api/v1/users/me", HOST_A, cookie, NULL, NULL, NULL, &r), 401);
+    tsr_httpd_response_cleanup(&r);
+    const char *forged[] = {"tsr_session=", "tsr_session=tsrs_", "other=1",
+                            "tsr_session=tsrk_0123456789abcdef01234567_x"};
+    for (size_t i = 0; i < 4; i++) {
+        ck_assert_uint_eq(
+            call_cookie(&fx, "GET", "/api/v1/users/me", HOST_A, forged[i], NULL, NULL, NULL, &r),
+            401);
+        tsr_httpd_response_cleanup(&r);
+    }
+    free(cookie);
+    free(csrf);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_login_wrong_password_locks_out_with_backoff) {
+    fx_t fx;
+    fx_init(&fx);
+    char good[256], bad[256];
+    snprintf(good, sizeof good, "{\"email\":\"%s\",\"password\":\"%s\"}", fx.a.user, fx.a.password);
+    snprintf(bad, sizeof bad, "{\"email\":\"%s\",\"password\":\"nope\"}", fx.a.user);
+    json_t *e1 = expect(&fx, "POST", "/api/v1/identity/login", HOST_A, NULL, bad, 401);
+    json_t *e2 = expect(&fx, "POST", "/api/v1/identity/login", HOST_A, NULL,
+                        "{\"email\":\"nobody@a.test\",\"password\":\"nope\"}", 401);
+    /* Unknown email and wrong password read the same. */
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_array_get(json_object_get(e1, "errors"), 0), "detail")),
+                     json_string_value(json_object_get(
+                         json_array_get(json_object_get(e2, "errors"), 0), "detail")));
+    json_decref(e1);
+    json_decref(e2);
+    for (int i = 1; i < TSR_ID__LOCK_AFTER; i++) {
+        json_decref(expect(&fx, "POST", "/api/v1/identity/login", HOST_A, NULL, bad, 401));
+    }
+    /* Locked now: even the right password is refused. */
+    json_decref(expect(&fx, "POST", "/api/v1/identity/login", HOST_A, NULL, good, 401));
+    tsr_error_t err;
+    json_t *cred = NULL;
+    ck_assert_int_eq(fx.id->docs.get(fx.id->docs.ud, TSR_ID__C_SECRETS, fx.a.tenant_id,
+                                     fx.a.user_id, &cred, &err),
+                     TSR_OK);
+    json_int_t until = json_integer_value(json_object_get(cred, "lockedUntilMs"));
+    ck_assert_int_gt(until, tsr_wall_ms() + TSR_ID__LOCK_BASE_MS - 5000);
+    ck_assert_int_le(until, tsr_wall_ms() + TSR_ID__LOCK_BASE_MS);
+    /* Once the lock has passed, the right password works and resets the counter. */
+    json_object_set_new(cred, "lockedUntilMs", json_integer(tsr_wall_ms() - 1));
+    ck_assert_int_eq(fx.id->docs.replace(fx.id->docs.ud, TSR_ID__C_SECRETS, fx.a.tenant_id,
+                                         fx.a.user_id, cred, &err),
+                     TSR_OK);
+    json_decref(cred);
+    json_decref(expect(&fx, "POST", "/api/v1/identity/login", HOST_A, NULL, good, 204));
+    ck_assert_int_eq(fx.id->docs.get(fx.id->docs.ud, TSR_ID__C_SECRETS, fx.a.tenant_id,
+                                     fx.a.user_id, &cred, &err),
+                     TSR_OK);
+    ck_assert_int_eq(json_integer_value(json_object_get(cred, "failedLogins")), 0);
+    json_decref(cred);
+    /* The right password on another tenant's host is just wrong. */
+    json_decref(expect(&fx, "POST", "/api/v1/identity/login", HOST_B, NULL, good, 401));
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_login_bad_body_is_400) {
+    fx_t fx;
+    fx_init(&fx);
+    const char *bad[] = {"[]", "{}", "{\"email\":\"a@b.c\"}",
+                         "{\"email\":\"a@b.c\",\"password\":1}",
+                         "{\"email\":\"a@b.c\",\"password\":\"x\",\"admin\":\"1\"}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_decref(expect(&fx, "POST", "/api/v1/identity/login", HOST_A, NULL, bad[i], 400));
+    }
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_invite_accept_sets_password_once) {
+    fx_t fx;
+    fx_init(&fx);
+    json_t *u = expect(&fx, "POST", "/api/v1/users", HOST_A, fx.a.api_key,
+                       "{\"email\":\"inv@a.test\"}", 201);
+    const char *link = json_string_value(json_object_get(u, "inviteLink"));
+    ck_assert_ptr_nonnull(link);
+    ck_assert(strncmp(link, "http://a.test:8080/login/invite#token=tsri_", 43) == 0);
+    ck_assert_ptr_nonnull(json_object_get(u, "inviteExpiry"));
+    char tok[256], body[512], bad[512];
+    snprintf(tok, sizeof tok, "%s", strstr(link, "token=") + 6);
+    char uid[25];
+    snprintf(uid, sizeof uid, "%s", json_string_value(json_object_get(u, "id")));
+    json_decref(u);
+    /* The invitation does not appear in reads. */
+    char p[128];
+    snprintf(p, sizeof p, "/api/v1/users/%s", uid);
+    u = expect(&fx, "GET", p, HOST_A, fx.a.api_key, NULL, 200);
+    ck_assert_ptr_null(json_object_get(u, "inviteLink"));
+    json_decref(u);
+    /* Invited users cannot sign in yet. */
+    json_decref(expect(&fx, "POST", "/api/v1/identity/login", HOST_A, NULL,
+                       "{\"email\":\"inv@a.test\",\"password\":\"correct horse battery\"}", 401));
+    snprintf(bad, sizeof bad, "{\"token\":\"%s\",\"password\":\"short\"}", tok);
+    json_decref(expect(&fx, "POST", "/api/v1/identity/invites/accept", HOST_A, NULL, bad, 400));
+    snprintf(body, sizeof body, "{\"token\":\"%s\",\"password\":\"correct horse battery\"}", tok);
+    /* Another tenant's host, and a tampered token, are a 404. */
+    json_decref(expect(&fx, "POST", "/api/v1/identity/invites/accept", HOST_B, NULL, body, 404));
+    char *t2 = tsr_xstrdup(body);
+    char *last = strstr(t2, "\",\"password") - 1;
+    *last = *last == 'A' ? 'B' : 'A';
+    json_decref(expect(&fx, "POST", "/api/v1/identity/invites/accept", HOST_A, NULL, t2, 404));
+    free(t2);
+    json_decref(expect(&fx, "POST", "/api/v1/identity/invites/accept", HOST_A, NULL, body, 204));
+    json_decref(expect(&fx, "POST", "/api/v1/identity/invites/accept", HOST_A, NULL, body, 404));
+    json_decref(expect(&fx, "POST", "/api/v1/identity/login", HOST_A, NULL,
+                       "{\"email\":\"inv@a.test\",\"password\":\"correct horse battery\"}", 204));
+    u = expect(&fx, "GET", p, HOST_A, fx.a.api_key, NULL, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(u, "status")), "active");
+    ck_assert_ptr_null(json_object_get(u, "inviteExpiry"));
+    json_decref(u);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_totp_enrolled_login_needs_fresh_code) {
+    fx_t fx;
+    fx_init(&fx);
+    json_t *e = expect(&fx, "POST", "/api/v1/identity/mfa/totp", HOST_A, fx.a.api_key, NULL, 201);
+    char secret[64];
+    snprintf(secret, sizeof secret, "%s", json_string_value(json_object_get(e, "secret")));
+    ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(e, "otpauthUri")), secret));
+    json_decref(e);
+    char body[256], login_body[512];
+    json_decref(expect(&fx, "POST", "/api/v1/identity/mfa/totp/confirm", HOST_A, fx.a.api_key,
+                       "{\"code\":\"000000x\"}", 400));
+    int64_t step = tsr_wall_ms() / 1000 / 30;
+    snprintf(body, sizeof body, "{\"code\":\"%06lld\"}",
+             (long long)tsr_identity__totp_code(secret, step));
+    json_decref(
+        expect(&fx, "POST", "/api/v1/identity/mfa/totp/confirm", HOST_A, fx.a.api_key, body, 204));
+    json_decref(expect(&fx, "POST", "/api/v1/identity/mfa/totp", HOST_A, fx.a.api_key, NULL, 409));
+    /* Password alone is no longer enough. */
+    snprintf(login_body, sizeof login_body, "{\"email\":\"%s\",\"password\":\"%s\"}", fx.a.user,
+             fx.a.password);
+    json_decref(expect(&fx, "POST", "/api/v1/identity/login", HOST_A, NULL, login_body, 401));
+    /* The code used for the confirmation is spent (replay). */
+    snprintf(login_body, sizeof login_body,
+             "{\"email\":\"%s\",\"password\":\"%s\",\"totp\":\"%06lld\"}", fx.a.user, fx.a.password,
+             (long long)tsr_identity__totp_code(secret, step));
+    json_decref(expect(&fx, "POST", "/api/v1/identity/login", HOST_A, NULL, login_body, 401));
+    snprintf(login_body, sizeof login_body,
+             "{\"email\":\"%s\",\"password\":\"%s\",\"totp\":\"%06lld\"}", fx.a.user, fx.a.password,
+             (long long)tsr_identity__totp_code(secret, step + 1));
+    json_decref(expect(&fx, "POST", "/api/v1/identity/login", HOST_A, NULL, login_body, 204));
+    json_decref(expect(&fx, "POST", "/api/v1/identity/login", HOST_A, NULL, login_body, 401));
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_totp_code_matches_rfc6238_vector) {
+    /* RFC 6238 appendix B, SHA-1, T = 59 s: 94287082 → 6 digits 287082. */
+    char b32[64];
+    tsr_identity__base32((const unsigned char *)"12345678901234567890", 20, b32, sizeof b32);
+    ck_assert_str_eq(b32, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+    ck_assert_int_eq(tsr_identity__totp_code(b32, 59 / 30), 287082);
+    ck_assert_int_eq(tsr_identity__totp_code(b32, 1111111109 / 30), 81804);
+    ck_assert_int_eq(tsr_identity__totp_code("not base32!", 1), -1);
+}
+END_TEST
+
+START_TEST(test_tenant_mfa_required_blocks_admin_password_login) {
+    fx_t fx;
+    fx_init(&fx);
+    char p[128], login_body[512];
+    snprintf(p, sizeof p, "/api/v1/tenants/%s", fx.a.tenant_id);
+    const char *bad[] = {"[]", "[{\"op\":\"replace\",\"path\":\"/id\",\"value\":\"x\"}]",
+                         "[{\"op\":\"replace\",\"path\":\"/mfaRequiredForAdmins\",\"value\":1}]",
+                         "[{\"op\":\"remove\",\"path\":\"/name\",\"value\":\"x\"}]"};
+    for (size_t i = 0; i < 4; i++) {
+        json_decref(expect(&fx, "PATCH", p, HOST_A, fx.a.api_key, bad[i], 400));
+    }
+    const char *on = "[{\"op\":\"replace\",\"path\":\"/mfaRequiredForAdmins\",\"value\":true},"
+                     "{\"op\":\"replace\",\"path\":\"/name\",\"value\":\"Acme\"}]";
+    char pb[128];
+    snprintf(pb, sizeof pb, "/api/v1/tenants/%s", fx.b.tenant_id);
+    assert_same_404(&fx, "PATCH", pb, "/api/v1/tenants/" MISSING_ID, on);
+    json_decref(expect(&fx, "PATCH", p, HOST_A, fx.a.api_key, on, 204));
+    json_t *t = expect(&fx, "GET", "/api/v1/tenants/me", HOST_A, fx.a.api_key, NULL, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(t, "name")), "Acme");
+    ck_assert(json_is_true(json_object_get(t, "mfaRequiredForAdmins")));
+    json_decref(t);
+    snprintf(login_body, sizeof login_body, "{\"email\":\"%s\",\"password\":\"%s\"}", fx.a.user,
+             fx.a.password);
+    json_t *e = expect(&fx, "POST", "/api/v1/identity/login", HOST_A, NULL, login_body, 403);
+    char *es = json_dumps(e, 0);
+    ck_assert_ptr_nonnull(strstr(es, "TOTP"));
+    free(es);
+    json_decref(e);
+    /* B is untouched. */
+    t = expect(&fx, "GET", "/api/v1/tenants/me", HOST_B, fx.b.api_key, NULL, 200);
+    ck_assert_ptr_null(json_object_get(t, "mfaRequiredForAdmins"));
+    json_decref(t);
+    /* Only a TenantAdmin may change it. */
+    char uid[25];
+    char *tok = user_with_key(&fx, "dev@a.test", "[{\"name\":\"Developer\"}]", uid);
+    json_decref(expect(&fx, "PATCH", p, HOST_A, tok, on, 403));
+    free(tok);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+/* ---- platform tokens ---------------------------------------------------------------------- */
+
+/* The X-Tsr-Token authn mints for A's admin; returned-owned. */
+static char *platform_token(fx_t *fx) {
+    tsr_httpd_response_t r;
+    call(fx, "GET", "/internal/v1/authn", HOST_A, fx->a.api_key, NULL, &r);
+    ck_assert_uint_eq(r.status, 200);
+    ck_assert_ptr_nonnull(hdr(&r, "x-tsr-token"));
+    char *t = tsr_xstrdup(hdr(&r, "x-tsr-token"));
+    tsr_httpd_response_cleanup(&r);
+    return t;
+}
+
+START_TEST(test_authn_token_verifies_and_carries_principal) {
+    fx_t fx;
+    fx_init(&fx);
+    char *t = platform_token(&fx);
+    json_t *c = NULL;
+    tsr_error_t err;
+    ck_assert_int_eq(tsr_identity__jwt_verify(fx.id, t, &c, &err), TSR_OK);
+    ck_assert_str_eq(json_string_value(json_object_get(c, "sub")), fx.a.user_id);
+    ck_assert_str_eq(json_string_value(json_object_get(c, "tid")), fx.a.tenant_id);
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(c, "roles"), 0)),
+                     "TenantAdmin");
+    json_int_t exp = json_integer_value(json_object_get(c, "exp"));
+    ck_assert_int_le(exp - tsr_wall_ms() / 1000, 300);
+    ck_assert_int_gt(exp - tsr_wall_ms() / 1000, 200);
+    json_decref(c);
+    /* The JWKS (no authentication) lists the signing key. */
+    json_t *jwks = expect(&fx, "GET", "/api/v1/identity/keys", NULL, NULL, NULL, 200);
+    json_t *k0 = json_array_get(json_object_get(jwks, "keys"), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(k0, "kty")), "EC");
+    ck_assert_str_eq(json_string_value(json_object_get(k0, "crv")), "P-256");
+    ck_assert_str_eq(json_string_value(json_object_get(k0, "kid")), fx.id->sign_kid);
+    ck_assert_uint_eq(strlen(json_string_value(json_object_get(k0, "x"))), 43);
+    ck_assert_uint_eq(strlen(json_string_value(json_object_get(k0, "y"))), 43);
+    ck_assert_ptr_null(json_object_get(k0, "d"));
+    char *js = json_dumps(jwks, 0);
+    ck_assert_ptr_null(strstr(js, "PRIVATE"));
+    free(js);
+    json_decref(jwks);
+    /* As a bearer (service-to-service): good on A's host, refused on B's (J16). */
+    json_t *u = expect(&fx, "GET", "/api/v1/users/me", HOST_A, t, NULL, 200);
+    json_decref(u);
+    json_decref(expect(&fx, "GET", "/internal/v1/authn", HOST_B, t, NULL, 401));
+    free(t);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+static char *b64(const char *s) {
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t n = strlen(s), o = 0;
+    char *out = tsr_xmalloc(n * 2 + 4);
+    uint32_t acc = 0;
+    unsigned bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        acc = (acc << 8) | (unsigned char)s[i];
+        bits += 8;
+        while (bits >= 6) {
+            bits -= 6;
+            out[o++] = tab[(acc >> bits) & 63u];
+        }
+    }
+    if (bits > 0) {
+        out[o++] = tab[(acc << (6 - bits)) & 63u];
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Sign claims (JSON text) under header (JSON text) with the platform key. */
+static char *signed_with(fx_t *fx, const char *header, const char *claims) {
+    json_error_t je;
+    json_t *h = json_loads(header, 0, &je), *c = json_loads(claims, 0, &je);
+    ck_assert_ptr_nonnull(h);
+    ck_assert_ptr_nonnull(c);
+    char *t = NULL;
+    tsr_error_t err;
+    ck_assert_int_eq(tsr_identity__jwt_sign(fx->id, h, c, &t, &err), TSR_OK);
+    json_decref(h);
+    json_decref(c);
+    return t;
+}
+
+static void assert_token_refused(fx_t *fx, const char *t, const char *what) {
+    json_t *c = NULL;
+    tsr_error_t err;
+    ck_assert_msg(tsr_identity__jwt_verify(fx->id, t, &c, &err) == TSR_EUNAUTHENTICATED,
+                  "%s was accepted", what);
+    ck_assert_ptr_null(c);
+    json_decref(expect(fx, "GET", "/internal/v1/authn", HOST_A, t, NULL, 401));
+}
+
+START_TEST(test_jwt_verify_negative_matrix_is_401) {
+    fx_t fx;
+    fx_init(&fx);
+    char claims[512], *t;
+    long now = (long)(tsr_wall_ms() / 1000);
+    const char *H = "{\"alg\":\"ES256\",\"typ\":\"tsr+jwt\"}";
+#define CLAIMS(extra_fmt, ...)                                                                     \
+    snprintf(claims, sizeof claims,                                                                \
+             "{\"iss\":\"tessera-identity\",\"aud\":\"tessera\",\"sub\":\"%s\",\"tid\":\"%"        \
+             "s\"" extra_fmt "}",                                                                  \
+             fx.a.user_id, fx.a.tenant_id, __VA_ARGS__)
+    /* A well-formed token passes, so each refusal below is for its one defect. */
+    CLAIMS(",\"iat\":%ld,\"nbf\":%ld,\"exp\":%ld", now, now, now + 60);
+    t = signed_with(&fx, H, claims);
+    json_decref(expect(&fx, "GET", "/internal/v1/authn", HOST_A, t, NULL, 200));
+    /* J11 signature bit flip, J12 truncation / bad base64url, J17 huge. */
+    char *flip = tsr_xstrdup(t);
+    size_t n = strlen(flip);
+    flip[n - 2] = flip[n - 2] == 'A' ? 'B' : 'A';
+    assert_token_refused(&fx, flip, "bit flip");
+    flip[n - 10] = '\0';
+    assert_token_refused(&fx, flip, "truncated");
+    free(flip);
+    char *dot = tsr_xstrdup(t);
+    *strrchr(dot, '.') = '\0';
+    assert_token_refused(&fx, dot, "two segments");
+    free(dot);
+    char *bad = tsr_xstrdup(t);
+    bad[5] = '*';
+    assert_token_refused(&fx, bad, "non-base64url");
+    free(bad);
+    free(t);
+    /* J1 alg none, J2 HS256: the signature part is ours but the alg is refused. */
+    const char *algs[] = {"{\"alg\":\"none\",\"typ\":\"tsr+jwt\"}",
+                          "{\"alg\":\"HS256\",\"typ\":\"tsr+jwt\"}",
+                          "{\"alg\":\"ES256\",\"typ\":\"JWT\"}",
+                          "{\"alg\":\"ES256\"}",
+                          "{\"alg\":\"ES256\",\"typ\":\"tsr+jwt\",\"crit\":[\"x\"]}",
+                          "{\"alg\":\"ES256\",\"typ\":\"tsr+jwt\",\"kid\":\"../../../dev/null\"}",
+                          "{\"alg\":\"ES256\",\"typ\":\"tsr+jwt\",\"kid\":\"" MISSING_ID "\"}"};
+    for (size_t i = 0; i < sizeof algs / sizeof algs[0]; i++) {
+        t = signed_with(&fx, algs[i], claims);
+        assert_token_refused(&fx, t, algs[i]);
+        free(t);
+    }
+    /* alg none with an empty signature. */
+    char *hn = b64("{\"alg\":\"none\",\"typ\":\"tsr+jwt\"}"), *cn = b64(claims);
+    char none[1024];
+    snprintf(none, sizeof none, "%s.%s.", hn, cn);
+    assert_token_refused(&fx, none, "alg none unsigned");
+    free(hn);
+    free(cn);
+    /* J6/J7 time, J8 iss, J9 aud, J18 exp as string/float, J19 no sub, J13 duplicate keys. */
+    const char *bodies[7];
+    char b[8][512];
+    snprintf(b[0], 512,
+             "{\"iss\":\"tessera-identity\",\"aud\":\"tessera\",\"sub\":\"%s\",\"tid\":\"%s\","
+             "\"iat\":%ld,\"nbf\":%ld,\"exp\":%ld}",
+             fx.a.user_id, fx.a.tenant_id, now - 600, now - 600, now - 31);
+    snprintf(b[1], 512,
+             "{\"iss\":\"tessera-identity\",\"aud\":\"tessera\",\"sub\":\"%s\",\"tid\":\"%s\","
+             "\"iat\":%ld,\"nbf\":%ld,\"exp\":%ld}",
+             fx.a.user_id, fx.a.tenant_id, now, now + 60, now + 120);
+    snprintf(b[2], 512,
+             "{\"iss\":\"evil\",\"aud\":\"tessera\",\"sub\":\"%s\",\"tid\":\"%s\",\"iat\":%ld,"
+             "\"nbf\":%ld,\"exp\":%ld}",
+             fx.a.user_id, fx.a.tenant_id, now, now, now + 60);
+    snprintf(b[3], 512,
+             "{\"iss\":\"tessera-identity\",\"aud\":\"other\",\"sub\":\"%s\",\"tid\":\"%s\","
+             "\"iat\":%ld,\"nbf\":%ld,\"exp\":%ld}",
+             fx.a.user_id, fx.a.tenant_id, now, now, now + 60);
+    snprintf(b[4], 512,
+             "{\"iss\":\"tessera-identity\",\"aud\":\"tessera\",\"sub\":\"%s\",\"tid\":\"%s\","
+             "\"iat\":%ld,\"nbf\":%ld,\"exp\":\"%ld\"}",
+             fx.a.user_id, fx.a.tenant_id, now, now, now + 60);
+    snprintf(b[5], 512,
+             "{\"iss\":\"tessera-identity\",\"aud\":\"tessera\",\"sub\":\"%s\",\"tid\":\"%s\","
+             "\"iat\":%ld,\"nbf\":%ld,\"exp\":%ld.5}",
+             fx.a.user_id, fx.a.tenant_id, now, now, now + 60);
+    snprintf(b[6], 512,
+             "{\"iss\":\"tessera-identity\",\"aud\":\"tessera\",\"tid\":\"%s\",\"iat\":%ld,\"nbf\":"
+             "%ld,\"exp\":%ld}",
+             fx.a.tenant_id, now, now, now + 60);
+    snprintf(b[7], 512,
+             "{\"iss\":\"tessera-identity\",\"aud\":\"tessera\",\"sub\":\"%s\",\"tid\":\"%s\","
+             "\"iat\":%ld,\"nbf\":%ld,\"exp\":%ld}",
+             fx.b.user_id, fx.b.tenant_id, now, now, now + 60);
+    for (size_t i = 0; i < 7; i++) {
+        bodies[i] = b[i];
+        t = signed_with(&fx, H, bodies[i]);
+        assert_token_refused(&fx, t, bodies[i]);
+        free(t);
+    }
+    /* J16: a valid token for tenant B is refused on A's host. */
+    t = signed_with(&fx, H, b[7]);
+    json_decref(expect(&fx, "GET", "/internal/v1/authn", HOST_A, t, NULL, 401));
+    json_decref(expect(&fx, "GET", "/internal/v1/authn", HOST_B, t, NULL, 200));
+    free(t);
+    /* J13: a duplicate key cannot be produced through jansson's encoder; splice one in. */
+    char dup[600];
+    snprintf(dup, sizeof dup, "{\"sub\":\"%s\",%s", fx.b.user_id, claims + 1);
+    char *hd = b64(H), *cd = b64(dup);
+    char *ref = signed_with(&fx, H, claims); /* for the signature shape only */
+    char forged[2048];
+    snprintf(forged, sizeof forged, "%s.%s.%s", hd, cd, strrchr(ref, '.') + 1);
+    assert_token_refused(&fx, forged, "duplicate sub");
+    free(hd);
+    free(cd);
+    free(ref);
+#undef CLAIMS
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_jwt_key_rotation_keeps_old_key_for_overlap_then_drops_it) {
+    fx_t fx;
+    fx_init(&fx);
+    tsr_error_t err;
+    char *old_tok = platform_token(&fx);
+    char old_kid[25];
+    memcpy(old_kid, fx.id->sign_kid, 25);
+    /* Age the key past the rotation period (1 day by default). */
+    json_t *k = NULL;
+    ck_assert_int_eq(fx.id->docs.get(fx.id->docs.ud, TSR_ID__C_SIGNING_KEYS, TSR_ID__PLATFORM,
+                                     old_kid, &k, &err),
+                     TSR_OK);
+    int64_t aged = tsr_wall_ms() - 86400LL * 1000 - 1000;
+    json_object_set_new(k, "createdMs", json_integer(aged));
+    ck_assert_int_eq(fx.id->docs.replace(fx.id->docs.ud, TSR_ID__C_SIGNING_KEYS, TSR_ID__PLATFORM,
+                                         old_kid, k, &err),
+                     TSR_OK);
+    fx.id->sign_created_ms = aged;
+    char *new_tok = platform_token(&fx);
+    ck_assert_str_ne(fx.id->sign_kid, old_kid);
+    json_t *jwks = expect(&fx, "GET", "/api/v1/identity/keys", NULL, NULL, NULL, 200);
+    ck_assert_uint_eq(json_array_size(json_object_get(jwks, "keys")), 2);
+    json_decref(jwks);
+    json_t *c = NULL;
+    ck_assert_int_eq(tsr_identity__jwt_verify(fx.id, old_tok, &c, &err), TSR_OK);
+    json_decref(c);
+    /* Past rotation + token lifetime + skew, the old key is gone and its tokens with it (J15). */
+    json_object_set_new(k, "createdMs", json_integer(aged - 400 * 1000));
+    ck_assert_int_eq(fx.id->docs.replace(fx.id->docs.ud, TSR_ID__C_SIGNING_KEYS, TSR_ID__PLATFORM,
+                                         old_kid, k, &err),
+                     TSR_OK);
+    jwks = expect(&fx, "GET", "/api/v1/identity/keys", NULL, NULL, NULL, 200);
+    ck_assert_uint_eq(json_array_size(json_object_get(jwks, "keys")), 1);
+    json_decref(jwks);
+    ck_assert_int_eq(tsr_identity__jwt_verify(fx.id, old_tok, &c, &err), TSR_EUNAUTHENTICATED);
+    ck_assert_int_eq(tsr_identity__jwt_verify(fx.id, new_tok, &c, &err), TSR_OK);
+    json_decref(c);
+    json_decref(k);
+    free(old_tok);
+    free(new_tok);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+/* ---- small pieces -------------------------------------------------------------------------- */
+
+START_TEST(test_duration_parse_valid_and_invalid) {
+    int64_t ms = 0;
+    tsr_error_t err;
+    ck_assert_int_eq(tsr_identity__duration_parse("P30D", &ms, &err), TSR_OK);
+    ck_assert_int_eq(ms, 30LL * 86400 * 1000);
+    ck_assert_int_eq(tsr_identity__duration_parse("P1W", &ms, &err), TSR_OK);
+    ck_assert_int_eq(ms, 7LL * 86400 * 1000);
+    ck_assert_int_eq(tsr_identity__duration_parse("PT1H30M", &ms, &err), TSR_OK);
+    ck_assert_int_eq(ms, 5400LL * 1000);
+    const char *bad[] = {"", "P", "30D", "PD", "P1H", "PT1D", "P-1D", "P1DT1X", NULL};
+    for (size_t i = 0; i < 8; i++) {
+        ck_assert_int_eq(tsr_identity__duration_parse(bad[i], &ms, &err), TSR_EINVAL);
+    }
+    ck_assert_int_eq(tsr_identity__duration_parse(NULL, &ms, &err), TSR_EINVAL);
+}
+END_TEST
+
+START_TEST(test_routes_without_service_is_einval) {
+    tsr_httpd_opts_t o = {.service = "identity", .bind = "127.0.0.1", .threads = 1, .max_body = 1};
+    tsr_httpd_t *h = NULL;
+    tsr_error_t err;
+    ck_assert_int_eq(tsr_httpd_create(&o, &h, &err), TSR_OK);
+    ck_assert_int_eq(tsr_identity_routes(h, NULL, &err), TSR_EINVAL);
     tsr_httpd_destroy(h);
+}
+END_TEST
+
+START_TEST(test_routes_and_openapi_cover_each_other) {
+    FILE *f = fopen(TSR_SOURCE_DIR "/api/openapi/identity.yaml", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[512], path[256] = "", ops[64][300];
+    size_t nops = 0;
+    bool in_paths = false;
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, "paths:", 6) == 0) {
+            in_paths = true;
+        } else if (in_paths && strncmp(line, "  /", 3) == 0) {
+            snprintf(path, sizeof path, "%.*s", (int)strcspn(line + 2, ":"), line + 2);
+        } else if (in_paths && strncmp(line, "    ", 4) == 0 && line[4] != ' ') {
+            const char *ms[] = {"get:", "post:", "patch:", "delete:", "put:"};
+            for (size_t i = 0; i < 5; i++) {
+                if (strncmp(line + 4, ms[i], strlen(ms[i])) == 0) {
+                    ck_assert_uint_lt(nops, 64);
+                    snprintf(ops[nops], sizeof ops[nops], "%.*s %s", (int)strlen(ms[i]) - 1, ms[i],
+                             path);
+                    for (char *c = ops[nops]; *c != ' '; c++) {
+                        *c = (char)(*c - 'a' + 'A');
+                    }
+                    nops++;
+                }
+            }
+        }
+    }
+    fclose(f);
+    size_t nroutes = 0;
+    const char *m, *pat;
+    for (; tsr_identity__route_at(nroutes, &m, &pat); nroutes++) {
+        char want[300];
+        snprintf(want, sizeof want, "%s %s", m, pat);
+        bool found = false;
+        for (size_t i = 0; i < nops && !found; i++) {
+            found = strcmp(ops[i], want) == 0;
+        }
+        ck_assert_msg(found, "route %s is not in api/openapi/identity.yaml", want);
+    }
+    ck_assert_uint_eq(nops, nroutes);
 }
 END_TEST
 
@@ -48,6 +1755,68 @@ int main(void) {
     TCase *tc = tcase_create("authn");
     tcase_add_test(tc, test_authn_without_credentials_is_401);
     tcase_add_test(tc, test_authn_unknown_bearer_is_401);
+    tcase_add_test(tc, test_authn_valid_key_is_200_with_principal_headers);
+    tcase_add_test(tc, test_authn_key_of_other_tenant_is_401);
+    tcase_add_test(tc, test_authn_tampered_or_malformed_key_is_401);
+    tcase_add_test(tc, test_authn_store_down_is_503_never_200);
+    tcase_add_test(tc, test_authn_disabled_user_key_is_401);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("tenants");
+    tcase_add_test(tc, test_tenants_me_returns_callers_tenant);
+    tcase_add_test(tc, test_tenants_get_other_tenant_is_404_like_missing);
+    tcase_add_test(tc, test_tenant_create_hostname_taken_is_conflict_and_claims_nothing);
+    tcase_add_test(tc, test_bootstrap_second_run_changes_nothing);
+    tcase_add_test(tc, test_internal_tenants_need_platform_token);
+    tcase_add_test(tc, test_tenant_del_removes_everything_and_spares_others);
+    tcase_add_test(tc, test_roles_list_has_fixed_roles);
+    tcase_add_test(tc, test_csrf_token_with_api_key_is_400);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("users");
+    tcase_add_test(tc, test_users_me_returns_caller);
+    tcase_add_test(tc, test_users_create_valid_is_201_invited);
+    tcase_add_test(tc, test_users_create_bad_input_is_400_and_creates_nothing);
+    tcase_add_test(tc, test_users_list_pages_and_never_shows_other_tenant);
+    tcase_add_test(tc, test_users_other_tenant_is_404_like_missing_on_every_verb);
+    tcase_add_test(tc, test_users_patch_applies_all_or_nothing);
+    tcase_add_test(tc, test_users_delete_removes_user_and_keys);
+    tcase_add_test(tc, test_users_write_without_admin_is_403);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("groups");
+    tcase_add_test(tc, test_groups_roles_apply_to_members_until_disabled);
+    tcase_add_test(tc, test_groups_other_tenant_is_404_like_missing);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("api_keys");
+    tcase_add_test(tc, test_api_keys_create_shows_token_once_and_it_authenticates);
+    tcase_add_test(tc, test_api_keys_create_bad_input_is_400);
+    tcase_add_test(tc, test_api_keys_over_per_user_cap_is_409);
+    tcase_add_test(tc, test_api_keys_admin_revokes_others_and_user_sees_only_own);
+    tcase_add_test(tc, test_api_keys_without_developer_role_is_403);
+    tcase_add_test(tc, test_api_keys_other_tenant_is_404_like_missing);
+    tcase_add_test(tc, test_api_keys_expired_key_is_401_and_listed_expired);
+    tcase_add_test(tc, test_service_user_gets_keys_only_from_admin);
+    tcase_add_test(tc, test_api_keys_patch_description_and_config);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("sessions");
+    tcase_add_test(tc, test_login_valid_password_gives_session_with_csrf);
+    tcase_add_test(tc, test_login_forged_cookie_is_401);
+    tcase_add_test(tc, test_login_sessions_are_pruned_and_capped);
+    tcase_add_test(tc, test_password_change_needs_current_and_ends_other_sessions);
+    tcase_add_test(tc, test_login_wrong_password_locks_out_with_backoff);
+    tcase_add_test(tc, test_login_bad_body_is_400);
+    tcase_add_test(tc, test_invite_accept_sets_password_once);
+    tcase_add_test(tc, test_totp_enrolled_login_needs_fresh_code);
+    tcase_add_test(tc, test_totp_code_matches_rfc6238_vector);
+    tcase_add_test(tc, test_tenant_mfa_required_blocks_admin_password_login);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("tokens");
+    tcase_add_test(tc, test_authn_token_verifies_and_carries_principal);
+    tcase_add_test(tc, test_jwt_verify_negative_matrix_is_401);
+    tcase_add_test(tc, test_jwt_key_rotation_keeps_old_key_for_overlap_then_drops_it);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("parts");
+    tcase_add_test(tc, test_duration_parse_valid_and_invalid);
+    tcase_add_test(tc, test_routes_without_service_is_einval);
+    tcase_add_test(tc, test_routes_and_openapi_cover_each_other);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,241 @@
+/*
+ * pkg/identity internals shared by its own files: the service state, the principal, the
+ * fixed roles, secret helpers (to move onto pkg/crypto when it lands) and the domain
+ * functions the HTTP handlers call. Nothing here is part of the public API.
+ */
+#ifndef TSR_IDENTITY_INT_H
+#define TSR_IDENTITY_INT_H
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "identity.h"
+
+/* Collections. Platform-scoped documents use the tenant "_platform". */
+#define TSR_ID__PLATFORM "_platform"
+#define TSR_ID__C_TENANTS "tenants"                 /* (tenantId, tenantId) → Tenant */
+#define TSR_ID__C_HOSTS "hostnames"                 /* (_platform, hostname) → {tenantId} */
+#define TSR_ID__C_USERS "users"                     /* (tenantId, userId) → User */
+#define TSR_ID__C_EMAILS "user_emails"              /* (tenantId, lowercased email) → {userId} */
+#define TSR_ID__C_SECRETS "credentials"             /* (tenantId, userId) → {passwordHash} */
+#define TSR_ID__C_KEYS "api_keys"                   /* (tenantId, keyId) → ApiKey + hash */
+#define TSR_ID__C_SIGNING_KEYS "signing_keys"       /* (_platform, kid) → {kid, createdMs, pem} */
+#define TSR_ID__C_GROUPS "groups"                   /* (tenantId, groupId) → Group */
+#define TSR_ID__C_GROUP_NAMES "group_names"         /* (tenantId, lowercased name) → {groupId} */
+#define TSR_ID__C_PLATFORM_TOKENS "platform_tokens" /* (_platform, id) → {id, hash, ...} */
+#define TSR_ID__C_SESSIONS "sessions" /* (tenantId, sessionId) → {userId, hash, csrf, ...} */
+
+/* Input caps (bytes or counts) for everything that comes from outside. */
+#define TSR_ID__MAX_NAME 256
+#define TSR_ID__MAX_EMAIL 254
+#define TSR_ID__MAX_SUBJECT 256
+#define TSR_ID__MAX_DESC 1024
+#define TSR_ID__MAX_HOST 253
+#define TSR_ID__MAX_HOSTS 16
+#define TSR_ID__MAX_TOKEN 512
+#define TSR_ID__MAX_PATCH_OPS 32
+#define TSR_ID__MAX_ROLES 16
+
+/* Fixed tenant roles; User is implied for every principal. */
+enum {
+    TSR_ID__ROLE_TENANT_ADMIN = 1u << 0,
+    TSR_ID__ROLE_AUDIT_ADMIN = 1u << 1,
+    TSR_ID__ROLE_DEVELOPER = 1u << 2, /* may create and manage its own API keys */
+    TSR_ID__ROLE_USER = 1u << 3,
+};
+
+typedef struct {
+    const char *id; /* stable, the same in every tenant */
+    const char *name;
+    const char *level; /* "admin" | "user" */
+    const char *description;
+    unsigned bit;
+} tsr_id__role_t;
+
+/* The role table, {NULL} terminated. Static storage. */
+const tsr_id__role_t *tsr_identity__roles(void);
+/* Role by id or name (exact), NULL if unknown. */
+const tsr_id__role_t *tsr_identity__role_find(const char *id_or_name);
+
+/* Who is calling. Strings are valid for the request (arena) or the caller's storage. */
+typedef struct {
+    char tenant_id[25];
+    char user_id[25];
+    unsigned roles;        /* TSR_ID__ROLE_* bits, User always set */
+    const char *auth_type; /* "apikey" | "session" | "jwt" */
+    char key_id[25];       /* the API key or session used */
+} tsr_id__principal_t;
+
+struct tsr_identity {
+    tsr_identity_docs_t docs;
+    uint32_t key_max_days;
+    uint32_t max_keys_per_user;
+    tsr_identity_audit_fn on_audit;
+    void *audit_ud;
+    int64_t jwt_ttl_ms;     /* lifetime of a platform token */
+    int64_t jwt_rotate_ms;  /* a signing key signs for this long, then a new one is made */
+    pthread_mutex_t key_mu; /* guards the sign_* fields */
+    struct evp_pkey_st *sign_key;
+    char sign_kid[25];
+    int64_t sign_created_ms;
+};
+
+/* ---- secrets (identity_secrets.c) ---------------------------------------------------------- */
+
+/* SHA-256 of p[0..n) as 64 lowercase hex characters plus NUL. */
+void tsr_identity__sha256_hex(const void *p, size_t n, char out[65]);
+/* Constant-time equality of two NUL-terminated strings of the same length. */
+bool tsr_identity__ct_eq(const char *a, const char *b);
+/* n random bytes as base64url without padding into out (caller's, >= 4*n/3+2 bytes). */
+void tsr_identity__random_b64url(size_t n, char *out, size_t out_size);
+/* argon2id hash of password in PHC string form; returned-owned (free). */
+tsr_err_t tsr_identity__password_hash(const char *password, char **out, tsr_error_t *err);
+/* Whether password matches the PHC string (constant time inside argon2). */
+bool tsr_identity__password_verify(const char *phc, const char *password);
+
+/* Base32 (RFC 4648, no padding) of p[0..n) into out. */
+void tsr_identity__base32(const unsigned char *p, size_t n, char *out, size_t out_size);
+/* The TOTP code of step (30 s since the epoch) for a base32 secret; -1 on a bad secret. */
+int64_t tsr_identity__totp_code(const char *secret_b32, int64_t step);
+/* The step a 6-digit code matches (now ±1 step, only steps > last_step), or -1. */
+int64_t tsr_identity__totp_check(const char *secret_b32, const char *code, int64_t now_ms,
+                                 int64_t last_step);
+
+/* ---- domain (identity_domain.c) ---------------------------------------------------------- */
+
+/* Lowercase hostname without port, validated; TSR_EINVAL otherwise. */
+tsr_err_t tsr_identity__host_normalize(const char *host, char out[TSR_ID__MAX_HOST + 1],
+                                       tsr_error_t *err);
+
+/* What a request presents. Every field may be NULL. method is the original request's
+ * (X-Original-Method for the ingress); csrf the qlik-csrf-token header. */
+typedef struct {
+    const char *host;
+    const char *authz;
+    const char *cookie;
+    const char *method;
+    const char *csrf;
+} tsr_id__cred_t;
+
+/* Resolve the caller: a bearer API key, else a session cookie (which needs a matching CSRF
+ * token unless the method is GET/HEAD/OPTIONS). TSR_EUNAUTHENTICATED for anything that does
+ * not verify, TSR_EFORBIDDEN ("CSRF-TOKEN-2") for a valid session without its CSRF token,
+ * TSR_EUNAVAILABLE when the store cannot answer. */
+tsr_err_t tsr_identity__authenticate(tsr_identity_t *id, const tsr_id__cred_t *c,
+                                     tsr_id__principal_t *p, tsr_error_t *err);
+
+/* Whether authz ("Bearer tsrp_...") is a platform administrator's token. */
+bool tsr_identity__is_platform_admin(tsr_identity_t *id, const char *authz);
+
+/* Local-account login: on success *cookie (the session cookie value) and *csrf are
+ * returned-owned (free). Wrong email, wrong password, no password yet, a disabled user and a
+ * locked account all answer the same TSR_EUNAUTHENTICATED. Failed attempts lock the account
+ * with exponential backoff. */
+tsr_err_t tsr_identity__login(tsr_identity_t *id, const char *tenant, const char *email,
+                              const char *password, const char *totp, char **cookie, char **csrf,
+                              tsr_error_t *err);
+/* Start TOTP enrollment for uid: a new secret (base32, returned-owned) pending until
+ * confirmed. TSR_ECONFLICT when already enrolled. */
+tsr_err_t tsr_identity__totp_enroll(tsr_identity_t *id, const char *tenant, const char *uid,
+                                    char **secret_b32, tsr_error_t *err);
+/* Confirm the pending enrollment with a current code; from then on login needs a code. */
+tsr_err_t tsr_identity__totp_confirm(tsr_identity_t *id, const char *tenant, const char *uid,
+                                     const char *code, tsr_error_t *err);
+/* JSON Patch on the tenant: replace /name, /mfaRequiredForAdmins. All or nothing. */
+tsr_err_t tsr_identity__tenant_patch(tsr_identity_t *id, const char *tenant, const char *actor,
+                                     json_t *ops, tsr_error_t *err);
+/* Change uid's password after checking the current one (TSR_EFORBIDDEN when wrong); every
+ * session of the user except keep_session (may be NULL) ends. */
+tsr_err_t tsr_identity__password_change(tsr_identity_t *id, const char *tenant, const char *uid,
+                                        const char *keep_session, const char *current,
+                                        const char *next, tsr_error_t *err);
+/* End the session named in a Cookie header (no-op when it does not verify). */
+void tsr_identity__logout(tsr_identity_t *id, const char *tenant, const char *cookie_header);
+/* The CSRF token of the session named in a Cookie header; *csrf returned-owned (free).
+ * TSR_EUNAUTHENTICATED without a valid session. */
+tsr_err_t tsr_identity__session_csrf(tsr_identity_t *id, const char *tenant,
+                                     const char *cookie_header, char **csrf, tsr_error_t *err);
+
+#define TSR_ID__COOKIE "tsr_session"
+#define TSR_ID__SESSION_TTL_MS (12LL * 3600 * 1000)
+#define TSR_ID__MAX_SESSIONS 20      /* browser sessions one user may hold */
+#define TSR_ID__LOCK_AFTER 5         /* failed logins before the first lockout */
+#define TSR_ID__LOCK_BASE_MS 30000LL /* first lockout; doubles per further failure */
+#define TSR_ID__LOCK_MAX_MS 3600000LL
+
+/* The public view of a stored document (secrets and internal fields removed), with
+ * links.self built from base. Returned-owned. */
+json_t *tsr_identity__user_view(const json_t *user, const char *base);
+json_t *tsr_identity__key_view(const json_t *key, const char *base);
+json_t *tsr_identity__tenant_view(const json_t *tenant, const char *base);
+
+/* A string field of 1..max bytes without NUL; *out borrowed from v. */
+tsr_err_t tsr_identity__check_str(json_t *v, const char *field, size_t max, bool required,
+                                  const char **out, tsr_error_t *err);
+/* Validate [{id}|{name}] into a fresh assignedRoles array (returned-owned). */
+tsr_err_t tsr_identity__roles_parse(json_t *in, json_t **out, tsr_error_t *err);
+
+/* Groups (identity_groups.c). *out returned-owned. */
+tsr_err_t tsr_identity__group_create(tsr_identity_t *id, const char *tenant, const char *actor,
+                                     json_t *body, json_t **out, tsr_error_t *err);
+tsr_err_t tsr_identity__group_patch(tsr_identity_t *id, const char *tenant, const char *actor,
+                                    const char *group_id, json_t *ops, tsr_error_t *err);
+tsr_err_t tsr_identity__group_del(tsr_identity_t *id, const char *tenant, const char *actor,
+                                  const char *group_id, tsr_error_t *err);
+/* Validate [{id}] against the tenant's groups into [{id,name,providerType}] (returned-owned);
+ * another tenant's group is as unknown as a missing one. */
+tsr_err_t tsr_identity__groups_resolve(tsr_identity_t *id, const char *tenant, json_t *in,
+                                       json_t **out, tsr_error_t *err);
+
+/* Users. body is validated against the create field table; *out is the stored user (status
+ * invited) and *invite the one-time invitation token (returned-owned, free; valid
+ * TSR_ID__INVITE_TTL_MS). */
+tsr_err_t tsr_identity__user_create(tsr_identity_t *id, const char *tenant, const char *actor,
+                                    json_t *body, json_t **out, char **invite, tsr_error_t *err);
+/* Redeem an invitation: set the password (>= TSR_ID__MIN_PASSWORD bytes) and activate the
+ * user; the token then stops working. TSR_ENOTFOUND for an unknown, used or expired token. */
+tsr_err_t tsr_identity__invite_accept(tsr_identity_t *id, const char *tenant, const char *token,
+                                      const char *password, tsr_error_t *err);
+#define TSR_ID__INVITE_TTL_MS (7LL * 24 * 3600 * 1000)
+#define TSR_ID__MIN_PASSWORD 12
+tsr_err_t tsr_identity__user_patch(tsr_identity_t *id, const char *tenant, const char *actor,
+                                   const char *user_id, json_t *ops, tsr_error_t *err);
+tsr_err_t tsr_identity__user_del(tsr_identity_t *id, const char *tenant, const char *actor,
+                                 const char *user_id, tsr_error_t *err);
+
+/* API keys: a key for owner (its sub) made by creator (createdByUser). *token is
+ * returned-owned (free) and shown once. expiry_ms <= 0: the tenant maximum. */
+tsr_err_t tsr_identity__key_create(tsr_identity_t *id, const char *tenant, const char *owner,
+                                   const char *creator, const char *description, int64_t expiry_ms,
+                                   json_t **out, char **token, tsr_error_t *err);
+/* Parse an ISO 8601 duration of days/hours/minutes/seconds ("P30D", "PT12H") into ms. */
+tsr_err_t tsr_identity__duration_parse(const char *s, int64_t *ms, tsr_error_t *err);
+
+/* ---- platform tokens (identity_jwt.c) ------------------------------------------------------ */
+
+/* Mint a platform JWT for p (ES256, typ "tsr+jwt", iss "tessera-identity", aud "tessera",
+ * claims sub, tid, roles, amr, iat, nbf, exp, jti). Rotates the signing key when it is older
+ * than jwt_rotate_ms. *jwt returned-owned (free). Thread safe. */
+tsr_err_t tsr_identity__jwt_mint(tsr_identity_t *id, const tsr_id__principal_t *p, char **jwt,
+                                 tsr_error_t *err);
+/* Sign hdr.claims with the current key (kid added to hdr unless present); tests use it to
+ * build malformed tokens. *jwt returned-owned. */
+tsr_err_t tsr_identity__jwt_sign(tsr_identity_t *id, json_t *hdr, json_t *claims, char **jwt,
+                                 tsr_error_t *err);
+/* The JWKS of every key that may still have live tokens. *out returned-owned. */
+tsr_err_t tsr_identity__jwks(tsr_identity_t *id, json_t **out, tsr_error_t *err);
+/* Verify a platform JWT strictly; *claims returned-owned on TSR_OK. TSR_EUNAUTHENTICATED for
+ * anything that does not verify. */
+tsr_err_t tsr_identity__jwt_verify(tsr_identity_t *id, const char *jwt, json_t **claims,
+                                   tsr_error_t *err);
+/* Free the cached signing key (tsr_identity_destroy). */
+void tsr_identity__keys_cleanup(tsr_identity_t *id);
+
+/* The i-th registered route (for the route/OpenAPI contract test); false past the end. */
+bool tsr_identity__route_at(size_t i, const char **method, const char **pattern);
+
+/* Emit an audit event through the hook (no-op without one). */
+void tsr_identity__audit(tsr_identity_t *id, const char *tenant, const char *user, const char *type,
+                         json_t *data);
+
+#endif
