@@ -4,14 +4,22 @@ BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: deps build build-asan test test-unit test-asan test-integration run bench fuzz lint format clean
+.PHONY: deps build build-asan test test-unit test-asan test-integration run bench fuzz lint format clean web
 
 deps:
 	@scripts/deps.sh
 
-build: deps
+build: deps web
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTSR_WERROR=ON $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
+
+# The browser app: web/ (TypeScript + React, Vite) into web/dist, which the local stack's nginx
+# serves at "/". Rebuilt only when a source is newer than the last build.
+web: deps
+	@if [ ! -f web/dist/index.html ] || [ -n "$$(find web/src web/index.html web/package.json \
+	    web/package-lock.json web/vite.config.ts web/tsconfig.json -newer web/dist/index.html \
+	    -print -quit)" ]; then echo "web: npm run build"; cd web && npm run build --silent; \
+	  else echo "web: up to date"; fi
 
 build-asan: deps
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DTSR_SANITIZE=ON -DTSR_WERROR=ON $(CMAKE_FLAGS) >/dev/null

@@ -12,6 +12,7 @@ APT_PACKAGES=(
   check libwslay-dev libroaring-dev libical-dev libzstd-dev libcurl4-openssl-dev
   libargon2-dev liboath-dev
   nginx curl jq wrk hyperfine nodejs npm
+  chromium  # browser tests (tests/e2e, driven by npm playwright-core)
 )
 
 SUDO=""

@@ -2,7 +2,8 @@
 # House-style checks: clang-format conformance and banned functions in C sources.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-files=$(git ls-files --cached --others --exclude-standard -- 'cmd/*.[ch]' 'pkg/*.[ch]' 'tests/*.[ch]' 'bench/*.[ch]' | sort)
+files=$(git ls-files --cached --others --exclude-standard -- 'cmd/*.[ch]' 'pkg/*.[ch]' 'tests/*.[ch]' 'bench/*.[ch]' | sort -u |
+  while read -r f; do [ -f "$f" ] && echo "$f"; done)
 bad=0
 for f in $files; do
   if ! clang-format --dry-run --Werror "$f" >/dev/null 2>&1; then

@@ -1,13 +1,208 @@
 /*
- * cmd/reload: wiring only. Starts the reload service's HTTP server with health, readiness and
- * metrics; its domain routes come from pkg/reload as that module lands.
+ * cmd/reload: wiring only. Opens the metadata store (TSR_STORE_URI, default
+ * $TSR_STATE_DIR/store.db) with the reload collections, creates pkg/reload (access decisions
+ * from spaces), starts the scheduler round thread (only the leader-lease holder fires), the
+ * outbox relay under the shared relay lease and the consumer of reload results when a broker
+ * is configured, and runs the HTTP routes behind the service runtime.
  */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "events.h"
 #include "httpd.h"
+#include "log.h"
+#include "reload.h"
+#include "store_events.h"
+
+#define RELAY_LEASE "events.outbox.relay" /* shared with every service's relay */
+#define RELAY_LEASE_TTL_MS 15000
+
+typedef struct {
+    tsr_store_t *store;
+    tsr_reload_t *reload;
+    tsr_reload_consumer_t *results;
+    tsr_events_producer_t *producer;
+    tsr_events_relay_t *relay;
+    tsr_events_outbox_t outbox;
+    pthread_t lease_thread;
+    bool lease_running;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stopping;
+    char owner[128];
+} app_t;
+
+/* Holds the relay lease: starts the relay while held, stops it when lost. */
+static void *lease_main(void *arg) {
+    app_t *a = arg;
+    tsr_store_lease_t lease = {0};
+    bool held = false;
+    pthread_mutex_lock(&a->mu);
+    while (!a->stopping) {
+        pthread_mutex_unlock(&a->mu);
+        tsr_error_t err;
+        tsr_err_t rc = held ? tsr_store_lease_renew(a->store, &lease, RELAY_LEASE_TTL_MS, &err)
+                            : tsr_store_lease_acquire(a->store, RELAY_LEASE, a->owner,
+                                                      RELAY_LEASE_TTL_MS, &lease, NULL);
+        snprintf(lease.name, sizeof lease.name, "%s", RELAY_LEASE);
+        if (rc == TSR_OK && !held) {
+            held = true;
+            if (tsr_events_relay_start(a->relay, &err) == TSR_OK) {
+                tsr_log_info(NULL, "outbox relay started (lease token %llu)",
+                             (unsigned long long)lease.token);
+            }
+        } else if (rc != TSR_OK && held) {
+            held = false;
+            tsr_events_relay_stop(a->relay);
+            tsr_log_warn(NULL, "outbox relay lease lost");
+        }
+        pthread_mutex_lock(&a->mu);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += RELAY_LEASE_TTL_MS / 3000;
+        if (!a->stopping) {
+            pthread_cond_timedwait(&a->cv, &a->mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (held) {
+        tsr_events_relay_stop(a->relay);
+        (void)tsr_store_lease_release(a->store, &lease, NULL);
+    }
+    return NULL;
+}
+
+static void events_setup(app_t *a) {
+    char *bootstrap = NULL;
+    tsr_error_t err;
+    if (tsr_events_bootstrap_resolve(&bootstrap, &err) != TSR_OK) {
+        tsr_log_warn(NULL, "no Kafka broker configured: events stay in the outbox (%s)", err.msg);
+        return;
+    }
+    tsr_events_producer_opts_t po = {.bootstrap = bootstrap, .client_id = "tessera-reload"};
+    a->outbox = tsr_store_events_outbox(a->store);
+    if (tsr_events_producer_create(&po, &a->producer, &err) != TSR_OK ||
+        tsr_events_relay_create(a->producer, &a->outbox, NULL, &a->relay, &err) != TSR_OK) {
+        tsr_log_error(NULL, "outbox relay not started: %s", err.msg);
+    } else if (pthread_create(&a->lease_thread, NULL, lease_main, a) == 0) {
+        a->lease_running = true;
+    }
+    if (tsr_reload_results_start(a->reload, bootstrap, &a->results, &err) != TSR_OK) {
+        tsr_log_error(NULL, "reload results consumer not started: %s", err.msg);
+    }
+    free(bootstrap);
+}
+
+static void teardown(void *ud) {
+    app_t *a = ud;
+    if (a == NULL) {
+        return;
+    }
+    if (a->lease_running) {
+        pthread_mutex_lock(&a->mu);
+        a->stopping = true;
+        pthread_cond_signal(&a->cv);
+        pthread_mutex_unlock(&a->mu);
+        pthread_join(a->lease_thread, NULL);
+    }
+    tsr_reload_consumer_stop(a->results);
+    if (a->reload != NULL) {
+        tsr_reload_scheduler_stop(a->reload);
+    }
+    tsr_events_relay_destroy(a->relay);
+    tsr_events_producer_destroy(a->producer);
+    tsr_reload_destroy(a->reload);
+    tsr_store_destroy(a->store);
+    pthread_mutex_destroy(&a->mu);
+    pthread_cond_destroy(&a->cv);
+    free(a);
+}
+
+static tsr_err_t setup(tsr_httpd_opts_t *opts, void **ud, tsr_error_t *err) {
+    int64_t max_active = 0, max_failures = 0, ttl = 0, interval = 0, port = 0;
+    size_t n = 0;
+    tsr_err_t rc;
+    app_t *a = tsr_xcalloc(1, sizeof *a);
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cv, NULL);
+    char host[64] = "host";
+    (void)gethostname(host, sizeof host - 1);
+    snprintf(a->owner, sizeof a->owner, "reload@%s:%ld", host, (long)getpid());
+    tsr_store_opts_t so = {.collections = tsr_reload_collections(&n)};
+    so.n_collections = n;
+    const char *misfire = tsr_config_get("TSR_RELOAD_MISFIRE");
+    if ((rc = tsr_config_get_int("TSR_RELOAD_TENANT_MAX_ACTIVE", 1, 100000, &max_active, err)) !=
+            TSR_OK ||
+        (rc = tsr_config_get_int("TSR_RELOAD_MAX_FAILURES", 1, 1000, &max_failures, err)) !=
+            TSR_OK ||
+        (rc = tsr_config_get_int("TSR_RELOAD_LEASE_TTL_MS", 100, 3600000, &ttl, err)) != TSR_OK ||
+        (rc = tsr_config_get_int("TSR_RELOAD_SCHEDULER_INTERVAL_MS", 10, 3600000, &interval,
+                                 err)) != TSR_OK ||
+        (rc = tsr_config_get_int("TSR_PORT", 1, 65535, &port, err)) != TSR_OK) {
+        teardown(a);
+        return rc;
+    }
+    if (strcasecmp(misfire, "run_once") != 0 && strcasecmp(misfire, "skip") != 0) {
+        teardown(a);
+        return tsr_error_set(err, TSR_EINVAL, "TSR_RELOAD_MISFIRE: run_once or skip");
+    }
+    if ((rc = tsr_store_create_default(&so, &a->store, err)) != TSR_OK) {
+        teardown(a);
+        return rc;
+    }
+    tsr_reload_opts_t ro = {.store = a->store,
+                            .tenant_max_active = (unsigned)max_active,
+                            .max_failures = (unsigned)max_failures,
+                            .misfire = strcasecmp(misfire, "skip") == 0
+                                           ? TSR_RELOAD_MISFIRE_SKIP
+                                           : TSR_RELOAD_MISFIRE_RUN_ONCE,
+                            .owner = a->owner,
+                            .lease_ttl_ms = ttl};
+    const char *spaces = tsr_config_get("TSR_RELOAD_SPACES_URL");
+    if (strcmp(spaces, "off") != 0) {
+        char url[256];
+        if (spaces[0] == '\0') {
+            snprintf(url, sizeof url, "http://127.0.0.1:%d", (int)port + 2);
+            spaces = url;
+        }
+        ro.access = tsr_reload_access_spaces;
+        ro.access_ud = tsr_xstrdup(spaces);
+        ro.access_ud_free = true;
+    }
+    if ((rc = tsr_reload_create(&ro, &a->reload, err)) != TSR_OK) {
+        free(ro.access_ud);
+        teardown(a);
+        return rc;
+    }
+    if ((rc = tsr_reload_scheduler_start(a->reload, (int)interval, err)) != TSR_OK) {
+        teardown(a);
+        return rc;
+    }
+    events_setup(a);
+    opts->on_ready = tsr_reload_ready;
+    opts->ready_ud = a->reload;
+    opts->on_principal = tsr_reload_principal;
+    *ud = a;
+    return TSR_OK;
+}
+
+static tsr_err_t routes(tsr_httpd_t *h, void *ud, tsr_error_t *err) {
+    return tsr_reload_routes(h, ((app_t *)ud)->reload, err);
+}
 
 int main(int argc, char **argv) {
     static const tsr_service_def_t def = {
         .name = "reload",
         .port_offset = 5,
+        .setup = setup,
+        .routes = routes,
+        .teardown = teardown,
     };
     return tsr_service_main(&def, argc, argv);
 }

@@ -1,13 +1,15 @@
 /*
- * cmd/tsr-admin: the platform administrator's command line. Wiring only: it opens identity's
- * document store directly (the same SQLite file the identity service uses) and calls
- * pkg/identity's platform functions.
+ * cmd/tsr-admin: the platform administrator's command line. Wiring only: it opens the metadata
+ * store the identity service uses (TSR_STORE_URI, else sqlite:DIR/store.db) with identity's
+ * collections, loads the KEK (TSR_KEK_FILE, else DIR/local/kek, created 0600 when missing)
+ * and calls pkg/identity's platform functions.
  *   tsr-admin bootstrap --state-dir DIR --url URL   first start of the local stack (idempotent)
  *   tsr-admin tenant-create --state-dir DIR --name NAME --hostname H [--hostname H]...
  *             [--admin-email EMAIL]   also a TenantAdmin; prints its password and API key once
  *   tsr-admin tenant-delete --state-dir DIR --id TENANT_ID
  *   tsr-admin platform-token --state-dir DIR --name DESCRIPTION
  *             a token for POST/DELETE /internal/v1/tenants on identity, printed once
+ *   tsr-admin audit verify --state-dir DIR [--tenant ID] [--from SEQ] [--to SEQ]   (audit.c)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,6 +20,9 @@
 
 #include "config.h"
 #include "identity.h"
+#ifdef TSR_ADMIN_HAVE_AUDIT
+#include "tsr_admin_audit.h"
+#endif
 
 #define MAX_HOSTS 16
 
@@ -26,7 +31,9 @@ static int usage(void) {
                     "       tsr-admin tenant-create --state-dir DIR --name NAME --hostname H "
                     "[--hostname H]... [--admin-email EMAIL]\n"
                     "       tsr-admin tenant-delete --state-dir DIR --id TENANT_ID\n"
-                    "       tsr-admin platform-token --state-dir DIR --name DESCRIPTION\n");
+                    "       tsr-admin platform-token --state-dir DIR --name DESCRIPTION\n"
+                    "       tsr-admin audit verify --state-dir DIR [--tenant ID] [--from SEQ] "
+                    "[--to SEQ]\n");
     return 2;
 }
 
@@ -36,25 +43,23 @@ static int fail(const char *what, const tsr_error_t *err) {
 }
 
 static tsr_err_t open_identity(const char *state, tsr_identity_t **id, tsr_error_t *err) {
-    char path[4096];
+    char uri[4200];
     tsr_identity_opts_t io = {0};
-    const char *db = tsr_config_get("TSR_IDENTITY_DB");
-    if (db[0] == '\0') {
-        snprintf(path, sizeof path, "%s/identity", state);
-        if (mkdir(state, 0700) != 0 && errno != EEXIST) {
-            return tsr_error_set(err, TSR_EIO, "cannot create %s", state);
-        }
-        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-            return tsr_error_set(err, TSR_EIO, "cannot create %s", path);
-        }
-        snprintf(path, sizeof path, "%s/identity/identity.db", state);
-        db = path;
+    const char *store_uri = tsr_config_get("TSR_STORE_URI");
+    if (mkdir(state, 0700) != 0 && errno != EEXIST) {
+        return tsr_error_set(err, TSR_EIO, "cannot create %s", state);
     }
-    tsr_err_t rc = tsr_identity_docs_sqlite_open(db, &io.docs, err);
-    if (rc == TSR_OK && (rc = tsr_identity_create(&io, id, err)) != TSR_OK) {
-        io.docs.close(io.docs.ud);
+    if (store_uri[0] == '\0') {
+        snprintf(uri, sizeof uri, "sqlite:%s/store.db", state);
+        store_uri = uri;
     }
-    return rc;
+    tsr_err_t rc = tsr_identity_store_open(store_uri, &io.store, err);
+    if (rc == TSR_OK && (rc = tsr_identity_kek_load(tsr_config_get("TSR_KEK_FILE"), state, &io.kek,
+                                                    err)) != TSR_OK) {
+        tsr_store_destroy(io.store);
+        return rc;
+    }
+    return rc == TSR_OK ? tsr_identity_create(&io, id, err) : rc;
 }
 
 /* Write credentials.json atomically with mode 0600 (it holds a password and an API key). */
@@ -90,6 +95,11 @@ int main(int argc, char **argv) {
     if (argc < 2) {
         return usage();
     }
+#ifdef TSR_ADMIN_HAVE_AUDIT
+    if (strcmp(argv[1], "audit") == 0) {
+        return tsr_admin_audit_main(argc - 1, argv + 1);
+    }
+#endif
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;

@@ -17,12 +17,16 @@
 tsr_err_t tsr_identity_create(const tsr_identity_opts_t *opts, tsr_identity_t **out,
                               tsr_error_t *err) {
     *out = NULL;
-    if (opts == NULL || opts->docs.create == NULL || opts->docs.get == NULL ||
-        opts->docs.replace == NULL || opts->docs.del == NULL || opts->docs.list == NULL) {
-        return tsr_error_set(err, TSR_EINVAL, "identity needs a complete document store");
+    if (opts == NULL || opts->store == NULL || opts->kek == NULL) {
+        if (opts != NULL) {
+            tsr_store_destroy(opts->store);
+            tsr_crypto_kek_set_destroy(opts->kek);
+        }
+        return tsr_error_set(err, TSR_EINVAL, "identity needs a store and a KEK set");
     }
     tsr_identity_t *id = tsr_xcalloc(1, sizeof *id);
-    id->docs = opts->docs;
+    tsr_identity__docs_store(id, opts->store, &id->docs);
+    id->kek = opts->kek;
     id->key_max_days = opts->api_key_max_expiry_days != 0 ? opts->api_key_max_expiry_days : 365;
     id->max_keys_per_user = opts->max_keys_per_user != 0 ? opts->max_keys_per_user : 100;
     id->on_audit = opts->on_audit;
@@ -40,6 +44,7 @@ void tsr_identity_destroy(tsr_identity_t *id) {
             id->docs.close(id->docs.ud);
         }
         tsr_identity__keys_cleanup(id);
+        tsr_crypto_kek_set_destroy(id->kek);
         pthread_mutex_destroy(&id->key_mu);
         free(id);
     }
@@ -1032,15 +1037,16 @@ static tsr_err_t h_key_del(tsr_req_t *req, void *ud, tsr_error_t *err) {
     const char *kid = json_string_value(json_object_get(key, "id"));
     if (strcmp(json_string_value(json_object_get(key, "sub")), p.user_id) == 0) {
         /* Qlik: the owner deletes its key; an admin revokes someone else's. */
-        rc = id->docs.del(id->docs.ud, TSR_ID__C_KEYS, p.tenant_id, kid, err);
-        tsr_identity__audit(id, p.tenant_id, p.user_id, "com.qlik.v1.api-key.deleted", key);
+        rc = id->docs.del(id->docs.ud, TSR_ID__C_KEYS, p.tenant_id, kid,
+                          &(tsr_id__audit_t){"com.qlik.v1.api-key.deleted", p.user_id, key}, err);
     } else {
         char ts[25];
         tsr_time_format_rfc3339(tsr_wall_ms(), ts);
         json_object_set_new(key, "status", json_string("revoked"));
         json_object_set_new(key, "lastUpdated", json_string(ts));
-        rc = id->docs.replace(id->docs.ud, TSR_ID__C_KEYS, p.tenant_id, kid, key, err);
-        tsr_identity__audit(id, p.tenant_id, p.user_id, "com.qlik.v1.api-key.revoked", key);
+        rc = id->docs.replace(id->docs.ud, TSR_ID__C_KEYS, p.tenant_id, kid, key,
+                              &(tsr_id__audit_t){"com.qlik.v1.api-key.revoked", p.user_id, key},
+                              err);
     }
     if (rc == TSR_OK) {
         tsr_req_reply_bytes(req, 204, "application/json", "", 0);
@@ -1091,7 +1097,7 @@ static tsr_err_t h_key_patch(tsr_req_t *req, void *ud, tsr_error_t *err) {
     tsr_time_format_rfc3339(tsr_wall_ms(), ts);
     json_object_set_new(key, "lastUpdated", json_string(ts));
     rc = id->docs.replace(id->docs.ud, TSR_ID__C_KEYS, p.tenant_id,
-                          json_string_value(json_object_get(key, "id")), key, err);
+                          json_string_value(json_object_get(key, "id")), key, NULL, err);
     if (rc == TSR_OK) {
         tsr_req_reply_bytes(req, 204, "application/json", "", 0);
     }

@@ -15,57 +15,39 @@
 
 #include <jansson.h>
 
+#include "crypto.h"
 #include "httpd.h"
+#include "store.h"
 
 /* ---- storage ------------------------------------------------------------------------------- */
 
-/* The document storage identity's domain uses: collections of JSON objects addressed by
- * (collection, tenantId, id). This is the narrow slice of pkg/store identity needs; an
- * adapter over pkg/store replaces the SQLite implementation below once that module lands.
- * Every function may be called concurrently from server threads. Documents passed in are
- * borrowed (the implementation copies); documents returned are returned-owned (json_decref). */
-typedef struct {
-    void *ud;
-    /* Insert. TSR_ECONFLICT if (coll, tenant, id) exists. */
-    tsr_err_t (*create)(void *ud, const char *coll, const char *tenant, const char *id, json_t *doc,
-                        tsr_error_t *err);
-    /* Read. TSR_ENOTFOUND if absent. */
-    tsr_err_t (*get)(void *ud, const char *coll, const char *tenant, const char *id, json_t **out,
-                     tsr_error_t *err);
-    /* Overwrite an existing document. TSR_ENOTFOUND if absent. */
-    tsr_err_t (*replace)(void *ud, const char *coll, const char *tenant, const char *id,
-                         json_t *doc, tsr_error_t *err);
-    /* Delete. TSR_ENOTFOUND if absent. */
-    tsr_err_t (*del)(void *ud, const char *coll, const char *tenant, const char *id,
-                     tsr_error_t *err);
-    /* Up to limit documents of (coll, tenant) in ascending id order, ids > after (NULL: from
-     * the start); when field is non-NULL only those whose top-level string field equals
-     * value. *out is a returned-owned JSON array. */
-    tsr_err_t (*list)(void *ud, const char *coll, const char *tenant, const char *field,
-                      const char *value, const char *after, size_t limit, json_t **out,
-                      tsr_error_t *err);
-    /* Release everything. */
-    void (*close)(void *ud);
-} tsr_identity_docs_t;
+/* identity's collections for tsr_store_create (static storage; *n receives the count). */
+const tsr_store_collection_t *tsr_identity_collections(size_t *n);
 
-/* Open the SQLite implementation at path (":memory:" for tests; the file is created with
- * mode 0600). Safe across threads and across processes sharing the file (WAL, busy timeout).
- * Release with docs->close(docs->ud). TSR_EIO when the file cannot be opened. */
-tsr_err_t tsr_identity_docs_sqlite_open(const char *path, tsr_identity_docs_t *docs,
-                                        tsr_error_t *err);
+/* Open the store at uri with identity's collections declared (uri NULL or "": knob
+ * TSR_STORE_URI, else sqlite:$TSR_STATE_DIR/store.db). *out: tsr_store_destroy, or hand it to
+ * tsr_identity_create. Errors of tsr_store_create. */
+tsr_err_t tsr_identity_store_open(const char *uri, tsr_store_t **out, tsr_error_t *err);
+
+/* Load the KEK set: spec (TSR_KEK_FILE syntax) when non-empty, else the local stack's
+ * state_dir/local/kek, created (mode 0600) when missing. *out: tsr_crypto_kek_set_destroy. */
+tsr_err_t tsr_identity_kek_load(const char *spec, const char *state_dir, tsr_kek_set_t **out,
+                                tsr_error_t *err);
 
 /* ---- the service ----------------------------------------------------------------------------- */
 
 typedef struct tsr_identity tsr_identity_t;
 
 /* Audit hook: called after a state change commits (type e.g. "com.qlik.v1.user.created").
- * data is borrowed for the call. Until pkg/events lands this is the only place identity's
- * events leave the module. Must be thread safe. */
+ * data is borrowed for the call. The same change also wrote a CloudEvents envelope
+ * ("com.tessera.v1.<domain>.<action>", secrets removed from data) to the store's outbox in
+ * its own commit, for the events relay to publish. Must be thread safe. */
 typedef void (*tsr_identity_audit_fn)(void *ud, const char *tenant_id, const char *user_id,
                                       const char *type, json_t *data);
 
 typedef struct {
-    tsr_identity_docs_t docs;         /* taken: closed by tsr_identity_destroy */
+    tsr_store_t *store;               /* taken (also on failure): destroyed with the service */
+    tsr_kek_set_t *kek;               /* taken (also on failure): wraps the DEKs */
     uint32_t api_key_max_expiry_days; /* 0: 365 */
     uint32_t max_keys_per_user;       /* 0: 100 */
     uint32_t jwt_ttl_s;               /* platform token lifetime; 0: 300 */
@@ -74,11 +56,11 @@ typedef struct {
     void *audit_ud;
 } tsr_identity_opts_t;
 
-/* Create the service over opts->docs. *out is returned-owned: tsr_identity_destroy. Thread
- * safe after creation. */
+/* Create the service over opts->store and opts->kek (both required). *out is returned-owned:
+ * tsr_identity_destroy. Thread safe after creation. */
 tsr_err_t tsr_identity_create(const tsr_identity_opts_t *opts, tsr_identity_t **out,
                               tsr_error_t *err);
-/* Close the storage and free. NULL: no-op. */
+/* Close the store, cleanse the keys and free. NULL: no-op. */
 void tsr_identity_destroy(tsr_identity_t *id);
 
 /* Register identity's routes on h; ud is the tsr_identity_t (borrowed, must outlive h). */
@@ -90,14 +72,16 @@ tsr_err_t tsr_identity_ready(void *ud, tsr_error_t *err);
 /* ---- platform administration (tsr-admin, /internal/v1/tenants) ------------------------------- */
 
 /* Create a tenant named name with hostnames (NULL-terminated, 1..16 entries, lowercase DNS
- * names or IPv4 literals, no port). out_id receives the new id. TSR_EINVAL on bad input,
- * TSR_ECONFLICT when a hostname belongs to another tenant (nothing is created then). */
+ * names or IPv4 literals, no port), and its data key (DEK version 1, wrapped by the KEK).
+ * out_id receives the new id. TSR_EINVAL on bad input, TSR_ECONFLICT when a hostname belongs
+ * to another tenant (nothing is created then). */
 tsr_err_t tsr_identity_tenant_create(tsr_identity_t *id, const char *name,
                                      const char *const *hostnames, char out_id[25],
                                      tsr_error_t *err);
 
 /* Delete a tenant and everything identity holds for it (hostnames first, so nothing
- * authenticates meanwhile; then sessions, keys, credentials, users, groups; the tenant last).
+ * authenticates meanwhile; then sessions, keys, credentials, users, groups; then its DEKs,
+ * which crypto-shreds everything sealed under them; the tenant last).
  * Idempotent: rerun after a failure. TSR_ENOTFOUND for an unknown tenant. */
 tsr_err_t tsr_identity_tenant_del(tsr_identity_t *id, const char *tenant_id, tsr_error_t *err);
 

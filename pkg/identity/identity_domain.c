@@ -1,8 +1,8 @@
 /*
  * pkg/identity domain: tenants and their hostnames, users, roles, API keys, the credential
  * check behind the authn decision, and the local-stack bootstrap. Storage only through the
- * tsr_identity_docs_t table. Invariant: the tenant is always an argument taken from the
- * verified Host, so a lookup in another tenant can only miss (TSR_ENOTFOUND).
+ * tsr_id__docs_t table over pkg/store (docs_store.c). Invariant: the tenant is always an argument
+ * taken from the verified Host, so a lookup in another tenant can only miss (TSR_ENOTFOUND).
  */
 #include <ctype.h>
 #include <pthread.h>
@@ -14,6 +14,7 @@
 #define KEY_PREFIX_LEN 5u
 #define KEY_SECRET_BYTES 32u
 #define DAY_MS (24LL * 3600 * 1000)
+#define TOTP_KIND "totp-secret" /* sealing kind of TOTP secrets (pending and enrolled) */
 
 static const tsr_id__role_t ROLES[] = {
     {"000000000000000000000001", "TenantAdmin", "admin",
@@ -96,7 +97,7 @@ tsr_err_t tsr_identity_tenant_by_host(tsr_identity_t *id, const char *host, char
     if (rc != TSR_OK) {
         return tsr_error_set(err, TSR_ENOTFOUND, "no tenant for this host");
     }
-    rc = id->docs.get(id->docs.ud, TSR_ID__C_HOSTS, TSR_ID__PLATFORM, h, &doc, err);
+    rc = id->docs.find(id->docs.ud, TSR_ID__C_HOSTS, "hostname", h, &doc, err);
     if (rc != TSR_OK) {
         goto out;
     }
@@ -140,12 +141,13 @@ tsr_err_t tsr_identity_tenant_create(tsr_identity_t *id, const char *name,
         return tsr_error_set(err, TSR_EINVAL, "a tenant needs at least one hostname");
     }
     tsr_id_new(out_id);
-    /* Claim each hostname first: the store's key uniqueness makes two tenants racing for the
-     * same name impossible; on a conflict the claims made so far are released. */
+    /* Claim each hostname first: the store's global unique constraint on hostnames makes two
+     * tenants racing for the same name impossible; on a conflict the claims made so far are
+     * released. */
     for (; claimed < nh; claimed++) {
-        json_t *h = json_pack("{ss ss}", "id", hosts[claimed], "tenantId", out_id);
-        rc =
-            id->docs.create(id->docs.ud, TSR_ID__C_HOSTS, TSR_ID__PLATFORM, hosts[claimed], h, err);
+        json_t *h = json_pack("{ss ss ss}", "id", hosts[claimed], "hostname", hosts[claimed],
+                              "tenantId", out_id);
+        rc = id->docs.create(id->docs.ud, TSR_ID__C_HOSTS, out_id, hosts[claimed], h, NULL, err);
         json_decref(h);
         if (rc != TSR_OK) {
             if (rc == TSR_ECONFLICT) {
@@ -163,15 +165,19 @@ tsr_err_t tsr_identity_tenant_create(tsr_identity_t *id, const char *name,
     doc = json_pack("{ss ss so ss ss ss ss ss}", "id", out_id, "name", name, "hostnames", jh,
                     "status", "active", "datacenter", "local", "created", ts, "lastUpdated", ts,
                     "statusLastUpdatedAt", ts);
-    rc = id->docs.create(id->docs.ud, TSR_ID__C_TENANTS, out_id, out_id, doc, err);
-    if (rc == TSR_OK) {
-        /* Hook: per-tenant data keys (DEKs) are created here once pkg/crypto exists. */
-        tsr_identity__audit(id, out_id, NULL, "com.qlik.v1.tenant.created", doc);
+    /* The tenant's data key before the tenant: a tenant never exists without one. */
+    if ((rc = tsr_identity__dek_create(id, out_id, err)) != TSR_OK) {
+        goto out;
+    }
+    rc = id->docs.create(id->docs.ud, TSR_ID__C_TENANTS, out_id, out_id, doc,
+                         &(tsr_id__audit_t){"com.qlik.v1.tenant.created", NULL, doc}, err);
+    if (rc != TSR_OK) {
+        (void)tsr_identity__dek_shred(id, out_id, NULL);
     }
 out:
     if (rc != TSR_OK) {
         for (size_t i = 0; i < claimed; i++) {
-            id->docs.del(id->docs.ud, TSR_ID__C_HOSTS, TSR_ID__PLATFORM, hosts[i], NULL);
+            id->docs.del(id->docs.ud, TSR_ID__C_HOSTS, out_id, hosts[i], NULL, NULL);
         }
     }
     json_decref(doc);
@@ -190,7 +196,7 @@ static tsr_err_t purge(tsr_identity_t *id, const char *coll, const char *tenant,
         size_t n = json_array_size(rows);
         json_array_foreach(rows, i, r) {
             const char *k = json_string_value(json_object_get(r, "id"));
-            rc = k != NULL ? id->docs.del(id->docs.ud, coll, tenant, k, err) : TSR_ECORRUPT;
+            rc = k != NULL ? id->docs.del(id->docs.ud, coll, tenant, k, NULL, err) : TSR_ECORRUPT;
             if (rc != TSR_OK && rc != TSR_ENOTFOUND) {
                 json_decref(rows);
                 return rc == TSR_ECORRUPT ? tsr_error_set(err, rc, "a %s document has no id", coll)
@@ -221,17 +227,18 @@ tsr_err_t tsr_identity_tenant_del(tsr_identity_t *id, const char *tenant_id, tsr
      * authenticate while the rest goes. Every step is idempotent; a failed delete is retried
      * by running it again. */
     json_array_foreach(json_object_get(t, "hostnames"), i, h) {
-        id->docs.del(id->docs.ud, TSR_ID__C_HOSTS, TSR_ID__PLATFORM, json_string_value(h), NULL);
+        id->docs.del(id->docs.ud, TSR_ID__C_HOSTS, tenant_id, json_string_value(h), NULL, NULL);
     }
     for (i = 0; colls[i] != NULL && rc == TSR_OK; i++) {
         rc = purge(id, colls[i], tenant_id, err);
     }
-    /* Hook: destroy the tenant's DEKs here (pkg/crypto), which shreds its sealed data. */
+    /* Crypto-shredding: without its DEK records nothing sealed for the tenant opens again. */
     if (rc == TSR_OK) {
-        rc = id->docs.del(id->docs.ud, TSR_ID__C_TENANTS, tenant_id, tenant_id, err);
+        rc = tsr_identity__dek_shred(id, tenant_id, err);
     }
     if (rc == TSR_OK) {
-        tsr_identity__audit(id, tenant_id, NULL, "com.qlik.v1.tenant.deleted", t);
+        rc = id->docs.del(id->docs.ud, TSR_ID__C_TENANTS, tenant_id, tenant_id,
+                          &(tsr_id__audit_t){"com.qlik.v1.tenant.deleted", NULL, t}, err);
     }
     json_decref(t);
     return rc;
@@ -252,8 +259,8 @@ tsr_err_t tsr_identity_platform_token_create(tsr_identity_t *id, const char *des
     now_rfc3339(ts);
     json_t *doc = json_pack("{ss ss ss ss}", "id", tid, "hash", hash, "description", description,
                             "created", ts);
-    tsr_err_t rc =
-        id->docs.create(id->docs.ud, TSR_ID__C_PLATFORM_TOKENS, TSR_ID__PLATFORM, tid, doc, err);
+    tsr_err_t rc = id->docs.create(id->docs.ud, TSR_ID__C_PLATFORM_TOKENS, TSR_ID__PLATFORM, tid,
+                                   doc, NULL, err);
     json_decref(doc);
     if (rc == TSR_OK) {
         tsr_buf_t b;
@@ -618,22 +625,34 @@ tsr_err_t tsr_identity__totp_enroll(tsr_identity_t *id, const char *tenant, cons
         json_decref(cred);
         return tsr_error_set(err, TSR_ECONFLICT, "TOTP is already enrolled");
     }
-    tsr_random_fill(raw, sizeof raw);
+    char *sealed = NULL;
+    if ((rc = tsr_crypto_random(raw, sizeof raw, err)) != TSR_OK) {
+        json_decref(cred);
+        return rc;
+    }
     tsr_identity__base32(raw, sizeof raw, b32, sizeof b32);
-    /* Hook: seal the secret with the tenant's DEK (pkg/crypto) before storing it. */
-    json_object_set_new(cred, "totpPending", json_string(b32));
-    rc = exists ? id->docs.replace(id->docs.ud, TSR_ID__C_SECRETS, tenant, uid, cred, err)
-                : id->docs.create(id->docs.ud, TSR_ID__C_SECRETS, tenant, uid, cred, err);
+    tsr_crypto_cleanse(raw, sizeof raw);
+    /* Stored only sealed under the tenant's DEK, bound to this user. */
+    if ((rc = tsr_identity__seal_str(id, tenant, TOTP_KIND, uid, b32, &sealed, err)) != TSR_OK) {
+        json_decref(cred);
+        return rc;
+    }
+    json_object_set_new(cred, "totpPending", json_string(sealed));
+    free(sealed);
+    rc = exists ? id->docs.replace(id->docs.ud, TSR_ID__C_SECRETS, tenant, uid, cred, NULL, err)
+                : id->docs.create(id->docs.ud, TSR_ID__C_SECRETS, tenant, uid, cred, NULL, err);
     json_decref(cred);
     if (rc == TSR_OK) {
         *secret_b32 = tsr_xstrdup(b32);
     }
+    tsr_crypto_cleanse(b32, sizeof b32);
     return rc;
 }
 
 tsr_err_t tsr_identity__totp_confirm(tsr_identity_t *id, const char *tenant, const char *uid,
                                      const char *code, tsr_error_t *err) {
     json_t *cred = NULL;
+    char *plain = NULL;
     tsr_err_t rc = id->docs.get(id->docs.ud, TSR_ID__C_SECRETS, tenant, uid, &cred, err);
     const char *pending =
         rc == TSR_OK ? json_string_value(json_object_get(cred, "totpPending")) : NULL;
@@ -643,10 +662,11 @@ tsr_err_t tsr_identity__totp_confirm(tsr_identity_t *id, const char *tenant, con
             rc = tsr_error_set(err, TSR_EINVAL, "no TOTP enrollment is pending");
         }
     }
-    if (rc != TSR_OK) {
+    if (rc != TSR_OK ||
+        (rc = tsr_identity__open_str(id, tenant, TOTP_KIND, uid, pending, &plain, err)) != TSR_OK) {
         goto out;
     }
-    int64_t step = tsr_identity__totp_check(pending, code, tsr_wall_ms(), 0);
+    int64_t step = tsr_identity__totp_check(plain, code, tsr_wall_ms(), 0);
     if (step < 0) {
         rc = tsr_error_set(err, TSR_EINVAL, "the code does not match");
         goto out;
@@ -654,13 +674,15 @@ tsr_err_t tsr_identity__totp_confirm(tsr_identity_t *id, const char *tenant, con
     json_object_set_new(cred, "totpSecret", json_string(pending));
     json_object_set_new(cred, "totpLastStep", json_integer(step));
     json_object_del(cred, "totpPending");
-    rc = id->docs.replace(id->docs.ud, TSR_ID__C_SECRETS, tenant, uid, cred, err);
-    if (rc == TSR_OK) {
-        json_t *ev = json_pack("{ss}", "userId", uid);
-        tsr_identity__audit(id, tenant, uid, "com.qlik.v1.user.mfa.enrolled", ev);
-        json_decref(ev);
-    }
+    json_t *ev = json_pack("{ss}", "userId", uid);
+    rc = id->docs.replace(id->docs.ud, TSR_ID__C_SECRETS, tenant, uid, cred,
+                          &(tsr_id__audit_t){"com.qlik.v1.user.mfa.enrolled", uid, ev}, err);
+    json_decref(ev);
 out:
+    if (plain != NULL) {
+        tsr_crypto_cleanse(plain, strlen(plain));
+        free(plain);
+    }
     json_decref(cred);
     return rc;
 }
@@ -706,10 +728,8 @@ tsr_err_t tsr_identity__tenant_patch(tsr_identity_t *id, const char *tenant, con
     }
     now_rfc3339(ts);
     json_object_set_new(work, "lastUpdated", json_string(ts));
-    rc = id->docs.replace(id->docs.ud, TSR_ID__C_TENANTS, tenant, tenant, work, err);
-    if (rc == TSR_OK) {
-        tsr_identity__audit(id, tenant, actor, "com.qlik.v1.tenant.updated", work);
-    }
+    rc = id->docs.replace(id->docs.ud, TSR_ID__C_TENANTS, tenant, tenant, work,
+                          &(tsr_id__audit_t){"com.qlik.v1.tenant.updated", actor, work}, err);
 out:
     json_decref(t);
     json_decref(work);
@@ -752,7 +772,7 @@ static void sessions_prune(tsr_identity_t *id, const char *tenant, const char *u
         /* Ids are random, so "oldest" is approximated by dropping any beyond the cap. */
         if (expired || n - i + live > TSR_ID__MAX_SESSIONS - 1) {
             id->docs.del(id->docs.ud, TSR_ID__C_SESSIONS, tenant,
-                         json_string_value(json_object_get(r, "id")), NULL);
+                         json_string_value(json_object_get(r, "id")), NULL, NULL);
         } else {
             live++;
         }
@@ -761,7 +781,8 @@ static void sessions_prune(tsr_identity_t *id, const char *tenant, const char *u
 }
 
 static tsr_err_t session_create(tsr_identity_t *id, const char *tenant, const char *uid,
-                                char **cookie, char **csrf, tsr_error_t *err) {
+                                const tsr_id__audit_t *ev, char **cookie, char **csrf,
+                                tsr_error_t *err) {
     char sid[25], secret[64], hash[65], tok[64], now_s[25], exp_s[25];
     sessions_prune(id, tenant, uid);
     tsr_id_new(sid);
@@ -773,7 +794,7 @@ static tsr_err_t session_create(tsr_identity_t *id, const char *tenant, const ch
     tsr_time_format_rfc3339(now + TSR_ID__SESSION_TTL_MS, exp_s);
     json_t *doc = json_pack("{ss ss ss ss ss ss}", "id", sid, "userId", uid, "hash", hash, "csrf",
                             tok, "createdAt", now_s, "expiresAt", exp_s);
-    tsr_err_t rc = id->docs.create(id->docs.ud, TSR_ID__C_SESSIONS, tenant, sid, doc, err);
+    tsr_err_t rc = id->docs.create(id->docs.ud, TSR_ID__C_SESSIONS, tenant, sid, doc, ev, err);
     json_decref(doc);
     if (rc == TSR_OK) {
         tsr_buf_t b;
@@ -831,7 +852,10 @@ tsr_err_t tsr_identity__login(tsr_identity_t *id, const char *tenant, const char
                 json_integer(now + (lock > TSR_ID__LOCK_MAX_MS ? TSR_ID__LOCK_MAX_MS : lock)));
         }
         json_object_set_new(cred, "failedLogins", json_integer(failed));
-        rc = id->docs.replace(id->docs.ud, TSR_ID__C_SECRETS, tenant, uid, cred, err);
+        json_t *fev = json_pack("{ss ss}", "userId", uid, "reason", "password");
+        rc = id->docs.replace(id->docs.ud, TSR_ID__C_SECRETS, tenant, uid, cred,
+                              &(tsr_id__audit_t){"com.qlik.v1.user.login.failed", uid, fev}, err);
+        json_decref(fev);
         if (rc == TSR_OK) {
             rc = TSR_EUNAUTHENTICATED;
         }
@@ -840,14 +864,24 @@ tsr_err_t tsr_identity__login(tsr_identity_t *id, const char *tenant, const char
     if ((rc = principal_of(id, tenant, uid, &p, err)) != TSR_OK) {
         goto out;
     }
-    const char *totp_secret = json_string_value(json_object_get(cred, "totpSecret"));
-    if (totp_secret != NULL) {
+    const char *totp_sealed = json_string_value(json_object_get(cred, "totpSecret"));
+    if (totp_sealed != NULL) {
+        char *totp_secret = NULL;
+        if ((rc = tsr_identity__open_str(id, tenant, TOTP_KIND, uid, totp_sealed, &totp_secret,
+                                         err)) != TSR_OK) {
+            goto out;
+        }
         int64_t step = tsr_identity__totp_check(
             totp_secret, totp, now, json_integer_value(json_object_get(cred, "totpLastStep")));
+        tsr_crypto_cleanse(totp_secret, strlen(totp_secret));
+        free(totp_secret);
         if (step < 0) {
             /* A wrong second factor counts like a wrong password. */
             json_object_set_new(cred, "failedLogins", json_integer(failed + 1));
-            id->docs.replace(id->docs.ud, TSR_ID__C_SECRETS, tenant, uid, cred, NULL);
+            json_t *fev = json_pack("{ss ss}", "userId", uid, "reason", "totp");
+            id->docs.replace(id->docs.ud, TSR_ID__C_SECRETS, tenant, uid, cred,
+                             &(tsr_id__audit_t){"com.qlik.v1.user.login.failed", uid, fev}, NULL);
+            json_decref(fev);
             rc = tsr_error_set(err, TSR_EUNAUTHENTICATED,
                                totp == NULL ? "a TOTP code (totp) is required"
                                             : "invalid email, password or TOTP code");
@@ -864,20 +898,20 @@ tsr_err_t tsr_identity__login(tsr_identity_t *id, const char *tenant, const char
     if (failed != 0 || locked_until != 0) {
         json_object_set_new(cred, "failedLogins", json_integer(0));
         json_object_set_new(cred, "lockedUntilMs", json_integer(0));
-        if ((rc = id->docs.replace(id->docs.ud, TSR_ID__C_SECRETS, tenant, uid, cred, err)) !=
+        if ((rc = id->docs.replace(id->docs.ud, TSR_ID__C_SECRETS, tenant, uid, cred, NULL, err)) !=
             TSR_OK) {
             goto out;
         }
     }
-    rc = session_create(id, tenant, uid, cookie, csrf, err);
-    if (rc == TSR_OK) {
-        json_t *ev = json_pack("{ss}", "userId", uid);
-        tsr_identity__audit(id, tenant, uid, "com.qlik.v1.user.session.created", ev);
-        json_decref(ev);
-    }
+    json_t *ev = json_pack("{ss}", "userId", uid);
+    rc = session_create(id, tenant, uid,
+                        &(tsr_id__audit_t){"com.qlik.v1.user.session.created", uid, ev}, cookie,
+                        csrf, err);
+    json_decref(ev);
 out:
     if (rc == TSR_EUNAUTHENTICATED) {
-        /* Audit hook: com.qlik.v1.user.login.failed once events exist. */
+        /* A failure of a known account was recorded (com.qlik.v1.user.login.failed) with its
+         * failed-attempt count; an unknown email changes nothing and records nothing. */
         tsr_error_set(err, TSR_EUNAUTHENTICATED, "invalid email or password");
     }
 out_keep:
@@ -909,8 +943,12 @@ tsr_err_t tsr_identity__password_change(tsr_identity_t *id, const char *tenant, 
         rc = tsr_identity__password_hash(next, &phc, err);
     }
     if (rc == TSR_OK) {
+        json_t *ev = json_pack("{ss}", "userId", uid);
         json_object_set_new(cred, "passwordHash", json_string(phc));
-        rc = id->docs.replace(id->docs.ud, TSR_ID__C_SECRETS, tenant, uid, cred, err);
+        rc =
+            id->docs.replace(id->docs.ud, TSR_ID__C_SECRETS, tenant, uid, cred,
+                             &(tsr_id__audit_t){"com.qlik.v1.user.password.changed", uid, ev}, err);
+        json_decref(ev);
     }
     /* Every other browser session of the user ends: a stolen cookie dies with the password. */
     if (rc == TSR_OK && id->docs.list(id->docs.ud, TSR_ID__C_SESSIONS, tenant, "userId", uid, NULL,
@@ -918,14 +956,9 @@ tsr_err_t tsr_identity__password_change(tsr_identity_t *id, const char *tenant, 
         json_array_foreach(sessions, i, sess) {
             const char *sid = json_string_value(json_object_get(sess, "id"));
             if (sid != NULL && (keep_session == NULL || strcmp(sid, keep_session) != 0)) {
-                id->docs.del(id->docs.ud, TSR_ID__C_SESSIONS, tenant, sid, NULL);
+                id->docs.del(id->docs.ud, TSR_ID__C_SESSIONS, tenant, sid, NULL, NULL);
             }
         }
-    }
-    if (rc == TSR_OK) {
-        json_t *ev = json_pack("{ss}", "userId", uid);
-        tsr_identity__audit(id, tenant, uid, "com.qlik.v1.user.password.changed", ev);
-        json_decref(ev);
     }
     free(phc);
     json_decref(cred);
@@ -940,7 +973,7 @@ void tsr_identity__logout(tsr_identity_t *id, const char *tenant, const char *co
         cookie_value(cookie_header, TSR_ID__COOKIE, cookie, sizeof cookie) &&
         session_get(id, tenant, cookie, &sess, NULL) == TSR_OK) {
         id->docs.del(id->docs.ud, TSR_ID__C_SESSIONS, tenant,
-                     json_string_value(json_object_get(sess, "id")), NULL);
+                     json_string_value(json_object_get(sess, "id")), NULL, NULL);
     }
     json_decref(sess);
 }
@@ -1036,7 +1069,8 @@ static tsr_err_t user_insert(tsr_identity_t *id, const char *tenant, json_t *use
                              const char *email_norm, tsr_error_t *err) {
     const char *uid = json_string_value(json_object_get(user, "id"));
     json_t *claim = json_pack("{ss ss}", "id", email_norm, "userId", uid);
-    tsr_err_t rc = id->docs.create(id->docs.ud, TSR_ID__C_EMAILS, tenant, email_norm, claim, err);
+    tsr_err_t rc =
+        id->docs.create(id->docs.ud, TSR_ID__C_EMAILS, tenant, email_norm, claim, NULL, err);
     json_decref(claim);
     if (rc == TSR_ECONFLICT) {
         return tsr_error_set(err, TSR_ECONFLICT, "a user with this email already exists");
@@ -1044,9 +1078,9 @@ static tsr_err_t user_insert(tsr_identity_t *id, const char *tenant, json_t *use
     if (rc != TSR_OK) {
         return rc;
     }
-    rc = id->docs.create(id->docs.ud, TSR_ID__C_USERS, tenant, uid, user, err);
+    rc = id->docs.create(id->docs.ud, TSR_ID__C_USERS, tenant, uid, user, NULL, err);
     if (rc != TSR_OK) {
-        id->docs.del(id->docs.ud, TSR_ID__C_EMAILS, tenant, email_norm, NULL);
+        id->docs.del(id->docs.ud, TSR_ID__C_EMAILS, tenant, email_norm, NULL, NULL);
     }
     return rc;
 }
@@ -1100,9 +1134,9 @@ static tsr_err_t service_user_create(tsr_identity_t *id, const char *tenant, con
                   sub, "name", name, "status", "active", "serviceUser", 1, "assignedRoles", roles,
                   "createdAt", ts, "lastUpdatedAt", ts, "createdBy", actor, "assignedGroups",
                   json_array(), "assignedScopes", json_array());
-    rc = id->docs.create(id->docs.ud, TSR_ID__C_USERS, tenant, uid, user, err);
+    rc = id->docs.create(id->docs.ud, TSR_ID__C_USERS, tenant, uid, user,
+                         &(tsr_id__audit_t){"com.qlik.v1.user.created", actor, user}, err);
     if (rc == TSR_OK) {
-        tsr_identity__audit(id, tenant, actor, "com.qlik.v1.user.created", user);
         *out = user;
         return TSR_OK;
     }
@@ -1185,16 +1219,17 @@ tsr_err_t tsr_identity__user_create(tsr_identity_t *id, const char *tenant, cons
     if (rc == TSR_OK) {
         json_t *cred = json_pack("{ss ss sI}", "id", uid, "inviteHash", hash, "inviteExpiresMs",
                                  (json_int_t)exp_ms);
-        rc = id->docs.create(id->docs.ud, TSR_ID__C_SECRETS, tenant, uid, cred, err);
+        /* The invitation is the last write: the event commits with it. */
+        rc = id->docs.create(id->docs.ud, TSR_ID__C_SECRETS, tenant, uid, cred,
+                             &(tsr_id__audit_t){"com.qlik.v1.user.created", actor, user}, err);
         json_decref(cred);
         if (rc != TSR_OK) {
-            id->docs.del(id->docs.ud, TSR_ID__C_USERS, tenant, uid, NULL);
-            id->docs.del(id->docs.ud, TSR_ID__C_EMAILS, tenant, email_norm, NULL);
+            id->docs.del(id->docs.ud, TSR_ID__C_USERS, tenant, uid, NULL, NULL);
+            id->docs.del(id->docs.ud, TSR_ID__C_EMAILS, tenant, email_norm, NULL, NULL);
         }
     }
     if (rc == TSR_OK) {
         /* Hook: the mailer sends the link to the address; until then the admin gets it. */
-        tsr_identity__audit(id, tenant, actor, "com.qlik.v1.user.created", user);
         tsr_buf_t b;
         tsr_buf_init(&b, 256);
         tsr_buf_appendf(&b, "tsri_%s_%s", uid, secret);
@@ -1241,7 +1276,7 @@ tsr_err_t tsr_identity__invite_accept(tsr_identity_t *id, const char *tenant, co
     }
     /* The password replaces the invitation in one write: the link cannot be used twice. */
     json_t *nc = json_pack("{ss ss}", "id", uid, "passwordHash", phc);
-    rc = id->docs.replace(id->docs.ud, TSR_ID__C_SECRETS, tenant, uid, nc, err);
+    rc = id->docs.replace(id->docs.ud, TSR_ID__C_SECRETS, tenant, uid, nc, NULL, err);
     json_decref(nc);
     if (rc != TSR_OK) {
         goto out;
@@ -1251,10 +1286,8 @@ tsr_err_t tsr_identity__invite_accept(tsr_identity_t *id, const char *tenant, co
     json_object_set_new(user, "status", json_string("active"));
     json_object_set_new(user, "lastUpdatedAt", json_string(ts));
     json_object_del(user, "inviteExpiry");
-    rc = id->docs.replace(id->docs.ud, TSR_ID__C_USERS, tenant, uid, user, err);
-    if (rc == TSR_OK) {
-        tsr_identity__audit(id, tenant, uid, "com.qlik.v1.user.updated", user);
-    }
+    rc = id->docs.replace(id->docs.ud, TSR_ID__C_USERS, tenant, uid, user,
+                          &(tsr_id__audit_t){"com.qlik.v1.user.updated", uid, user}, err);
 out:
     if (rc == TSR_ENOTFOUND) {
         tsr_error_set(err, TSR_ENOTFOUND, "the invitation is not valid or has expired");
@@ -1347,10 +1380,8 @@ tsr_err_t tsr_identity__user_patch(tsr_identity_t *id, const char *tenant, const
     }
     now_rfc3339(ts);
     json_object_set_new(work, "lastUpdatedAt", json_string(ts));
-    rc = id->docs.replace(id->docs.ud, TSR_ID__C_USERS, tenant, user_id, work, err);
-    if (rc == TSR_OK) {
-        tsr_identity__audit(id, tenant, actor, "com.qlik.v1.user.updated", work);
-    }
+    rc = id->docs.replace(id->docs.ud, TSR_ID__C_USERS, tenant, user_id, work,
+                          &(tsr_id__audit_t){"com.qlik.v1.user.updated", actor, work}, err);
 out:
     json_decref(user);
     json_decref(work);
@@ -1369,7 +1400,8 @@ tsr_err_t tsr_identity__user_del(tsr_identity_t *id, const char *tenant, const c
         rc = tsr_error_set(err, TSR_EFORBIDDEN, "a user cannot delete themselves");
         goto out;
     }
-    rc = id->docs.del(id->docs.ud, TSR_ID__C_USERS, tenant, user_id, err);
+    rc = id->docs.del(id->docs.ud, TSR_ID__C_USERS, tenant, user_id,
+                      &(tsr_id__audit_t){"com.qlik.v1.user.deleted", actor, user}, err);
     if (rc != TSR_OK) {
         goto out;
     }
@@ -1377,17 +1409,16 @@ tsr_err_t tsr_identity__user_del(tsr_identity_t *id, const char *tenant, const c
      * the rest is cleanup and may be retried. */
     const char *email = json_string_value(json_object_get(user, "email"));
     if (email != NULL) {
-        id->docs.del(id->docs.ud, TSR_ID__C_EMAILS, tenant, email, NULL);
+        id->docs.del(id->docs.ud, TSR_ID__C_EMAILS, tenant, email, NULL, NULL);
     }
-    id->docs.del(id->docs.ud, TSR_ID__C_SECRETS, tenant, user_id, NULL);
+    id->docs.del(id->docs.ud, TSR_ID__C_SECRETS, tenant, user_id, NULL, NULL);
     if (id->docs.list(id->docs.ud, TSR_ID__C_KEYS, tenant, "sub", user_id, NULL, 10000, &keys,
                       NULL) == TSR_OK) {
         json_array_foreach(keys, i, k) {
             id->docs.del(id->docs.ud, TSR_ID__C_KEYS, tenant,
-                         json_string_value(json_object_get(k, "id")), NULL);
+                         json_string_value(json_object_get(k, "id")), NULL, NULL);
         }
     }
-    tsr_identity__audit(id, tenant, actor, "com.qlik.v1.user.deleted", user);
 out:
     json_decref(user);
     json_decref(keys);
@@ -1478,7 +1509,8 @@ tsr_err_t tsr_identity__key_create(tsr_identity_t *id, const char *tenant, const
                     "description", description != NULL ? description : "", "sub", owner, "subType",
                     "user", "createdByUser", creator, "created", ts, "lastUpdated", ts, "expiry",
                     exp, "status", "active", "hash", hash);
-    rc = id->docs.create(id->docs.ud, TSR_ID__C_KEYS, tenant, kid, doc, err);
+    rc = id->docs.create(id->docs.ud, TSR_ID__C_KEYS, tenant, kid, doc,
+                         &(tsr_id__audit_t){"com.qlik.v1.api-key.created", owner, doc}, err);
     if (rc != TSR_OK) {
         goto out;
     }
@@ -1490,7 +1522,6 @@ tsr_err_t tsr_identity__key_create(tsr_identity_t *id, const char *tenant, const
         goto out;
     }
     *token = tsr_buf_take(&b, NULL);
-    tsr_identity__audit(id, tenant, owner, "com.qlik.v1.api-key.created", doc);
     *out = doc;
     doc = NULL;
 out:
@@ -1544,7 +1575,8 @@ tsr_err_t tsr_identity_tenant_admin_create(tsr_identity_t *id, const char *tenan
         goto out;
     }
     cred = json_pack("{ss ss}", "id", out->user_id, "passwordHash", phc);
-    rc = id->docs.create(id->docs.ud, TSR_ID__C_SECRETS, tenant_id, out->user_id, cred, err);
+    rc = id->docs.create(id->docs.ud, TSR_ID__C_SECRETS, tenant_id, out->user_id, cred,
+                         &(tsr_id__audit_t){"com.qlik.v1.user.created", out->user_id, user}, err);
     if (rc != TSR_OK) {
         goto out;
     }
@@ -1553,7 +1585,6 @@ tsr_err_t tsr_identity_tenant_admin_create(tsr_identity_t *id, const char *tenan
     if (rc != TSR_OK) {
         goto out;
     }
-    tsr_identity__audit(id, tenant_id, out->user_id, "com.qlik.v1.user.created", user);
     out->created = true;
     out->user = tsr_xstrdup(email_norm);
     out->password = tsr_xstrdup(pw);

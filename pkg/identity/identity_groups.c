@@ -60,7 +60,7 @@ tsr_err_t tsr_identity__group_create(tsr_identity_t *id, const char *tenant, con
     tsr_id_new(gid);
     name_key(name, nk);
     json_t *claim = json_pack("{ss ss}", "id", nk, "groupId", gid);
-    rc = id->docs.create(id->docs.ud, TSR_ID__C_GROUP_NAMES, tenant, nk, claim, err);
+    rc = id->docs.create(id->docs.ud, TSR_ID__C_GROUP_NAMES, tenant, nk, claim, NULL, err);
     json_decref(claim);
     if (rc != TSR_OK) {
         json_decref(roles);
@@ -72,13 +72,13 @@ tsr_err_t tsr_identity__group_create(tsr_identity_t *id, const char *tenant, con
                   "description", desc != NULL ? desc : "", "providerType", "custom", "status",
                   status != NULL ? status : "active", "assignedRoles", roles, "createdAt", ts,
                   "lastUpdatedAt", ts, "createdBy", actor, "updatedBy", actor);
-    rc = id->docs.create(id->docs.ud, TSR_ID__C_GROUPS, tenant, gid, g, err);
+    rc = id->docs.create(id->docs.ud, TSR_ID__C_GROUPS, tenant, gid, g,
+                         &(tsr_id__audit_t){"com.qlik.v1.group.created", actor, g}, err);
     if (rc != TSR_OK) {
-        id->docs.del(id->docs.ud, TSR_ID__C_GROUP_NAMES, tenant, nk, NULL);
+        id->docs.del(id->docs.ud, TSR_ID__C_GROUP_NAMES, tenant, nk, NULL, NULL);
         json_decref(g);
         return rc;
     }
-    tsr_identity__audit(id, tenant, actor, "com.qlik.v1.group.created", g);
     *out = g;
     return TSR_OK;
 }
@@ -136,10 +136,8 @@ tsr_err_t tsr_identity__group_patch(tsr_identity_t *id, const char *tenant, cons
     tsr_time_format_rfc3339(tsr_wall_ms(), ts);
     json_object_set_new(work, "lastUpdatedAt", json_string(ts));
     json_object_set_new(work, "updatedBy", json_string(actor));
-    rc = id->docs.replace(id->docs.ud, TSR_ID__C_GROUPS, tenant, group_id, work, err);
-    if (rc == TSR_OK) {
-        tsr_identity__audit(id, tenant, actor, "com.qlik.v1.group.updated", work);
-    }
+    rc = id->docs.replace(id->docs.ud, TSR_ID__C_GROUPS, tenant, group_id, work,
+                          &(tsr_id__audit_t){"com.qlik.v1.group.updated", actor, work}, err);
 out:
     json_decref(g);
     json_decref(work);
@@ -152,13 +150,13 @@ tsr_err_t tsr_identity__group_del(tsr_identity_t *id, const char *tenant, const 
     char nk[TSR_ID__MAX_NAME + 1];
     tsr_err_t rc = id->docs.get(id->docs.ud, TSR_ID__C_GROUPS, tenant, group_id, &g, err);
     if (rc == TSR_OK) {
-        rc = id->docs.del(id->docs.ud, TSR_ID__C_GROUPS, tenant, group_id, err);
+        rc = id->docs.del(id->docs.ud, TSR_ID__C_GROUPS, tenant, group_id,
+                          &(tsr_id__audit_t){"com.qlik.v1.group.deleted", actor, g}, err);
     }
     if (rc == TSR_OK) {
         /* Members keep a dangling reference that grants nothing (roles_of skips it). */
         name_key(json_string_value(json_object_get(g, "name")), nk);
-        id->docs.del(id->docs.ud, TSR_ID__C_GROUP_NAMES, tenant, nk, NULL);
-        tsr_identity__audit(id, tenant, actor, "com.qlik.v1.group.deleted", g);
+        id->docs.del(id->docs.ud, TSR_ID__C_GROUP_NAMES, tenant, nk, NULL, NULL);
     } else if (rc == TSR_ENOTFOUND) {
         tsr_error_set(err, rc, "not found");
     }

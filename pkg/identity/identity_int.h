@@ -1,6 +1,6 @@
 /*
  * pkg/identity internals shared by its own files: the service state, the principal, the
- * fixed roles, secret helpers (to move onto pkg/crypto when it lands) and the domain
+ * fixed roles, the storage table over pkg/store, secret helpers over pkg/crypto and the domain
  * functions the HTTP handlers call. Nothing here is part of the public API.
  */
 #ifndef TSR_IDENTITY_INT_H
@@ -11,19 +11,67 @@
 
 #include "identity.h"
 
-/* Collections. Platform-scoped documents use the tenant "_platform". */
-#define TSR_ID__PLATFORM "_platform"
-#define TSR_ID__C_TENANTS "tenants"                 /* (tenantId, tenantId) → Tenant */
-#define TSR_ID__C_HOSTS "hostnames"                 /* (_platform, hostname) → {tenantId} */
-#define TSR_ID__C_USERS "users"                     /* (tenantId, userId) → User */
-#define TSR_ID__C_EMAILS "user_emails"              /* (tenantId, lowercased email) → {userId} */
-#define TSR_ID__C_SECRETS "credentials"             /* (tenantId, userId) → {passwordHash} */
-#define TSR_ID__C_KEYS "api_keys"                   /* (tenantId, keyId) → ApiKey + hash */
-#define TSR_ID__C_SIGNING_KEYS "signing_keys"       /* (_platform, kid) → {kid, createdMs, pem} */
-#define TSR_ID__C_GROUPS "groups"                   /* (tenantId, groupId) → Group */
-#define TSR_ID__C_GROUP_NAMES "group_names"         /* (tenantId, lowercased name) → {groupId} */
-#define TSR_ID__C_PLATFORM_TOKENS "platform_tokens" /* (_platform, id) → {id, hash, ...} */
-#define TSR_ID__C_SESSIONS "sessions" /* (tenantId, sessionId) → {userId, hash, csrf, ...} */
+/* Collections (declared in docs_store.c). Platform-scoped documents use the tenant
+ * "platform" (tenant ids are 24 hex characters, so it cannot collide). */
+#define TSR_ID__PLATFORM "platform"
+#define TSR_ID__C_TENANTS "identity_tenants" /* (tenantId, tenantId) → Tenant */
+#define TSR_ID__C_HOSTS                                                                            \
+    "identity_hostnames"                 /* (tenantId, hostname) → {hostname}, global unique     \
+                                          */
+#define TSR_ID__C_USERS "identity_users" /* (tenantId, userId) → User */
+#define TSR_ID__C_EMAILS "identity_user_emails"  /* (tenantId, lowercased email) → {userId} */
+#define TSR_ID__C_SECRETS "identity_credentials" /* (tenantId, userId) → {passwordHash} */
+#define TSR_ID__C_KEYS "identity_api_keys"       /* (tenantId, keyId) → ApiKey + hash */
+/* (platform, kid) → {kid, createdMs, pem: sealed under the platform keyring, base64url} */
+#define TSR_ID__C_SIGNING_KEYS "identity_signing_keys"
+#define TSR_ID__C_GROUPS "identity_groups"           /* (tenantId, groupId) → Group */
+#define TSR_ID__C_GROUP_NAMES "identity_group_names" /* (tenantId, lowercased name) → {groupId} */
+#define TSR_ID__C_PLATFORM_TOKENS "identity_platform_tokens" /* (platform, id) → {id, hash} */
+#define TSR_ID__C_SESSIONS "identity_sessions" /* (tenantId, sessionId) → {userId, hash, csrf} */
+/* (tenantId or platform, "v<version>") → {version, record: wrapped DEK, base64url} */
+#define TSR_ID__C_DEKS "identity_deks"
+
+/* An audit event to commit with a write (outbox) and hand to the on_audit hook after it.
+ * type is identity's name ("com.qlik.v1.user.created"); data is borrowed. */
+typedef struct {
+    const char *type;
+    const char *actor; /* acting user id, may be NULL */
+    json_t *data;
+} tsr_id__audit_t;
+
+/* identity's view of pkg/store: documents addressed by (collection, tenantId, key), kept whole
+ * (docs_store.c). Documents passed in are borrowed, returned ones returned-owned. Thread safe.
+ * Writes take an optional audit event committed in the same transaction. */
+typedef struct {
+    void *ud;
+    /* Insert. TSR_ECONFLICT if (coll, tenant, key) exists or a unique constraint says no. */
+    tsr_err_t (*create)(void *ud, const char *coll, const char *tenant, const char *key,
+                        json_t *doc, const tsr_id__audit_t *ev, tsr_error_t *err);
+    /* Read. TSR_ENOTFOUND if absent. */
+    tsr_err_t (*get)(void *ud, const char *coll, const char *tenant, const char *key, json_t **out,
+                     tsr_error_t *err);
+    /* Overwrite an existing document. TSR_ENOTFOUND if absent. */
+    tsr_err_t (*replace)(void *ud, const char *coll, const char *tenant, const char *key,
+                         json_t *doc, const tsr_id__audit_t *ev, tsr_error_t *err);
+    /* Delete. TSR_ENOTFOUND if absent. */
+    tsr_err_t (*del)(void *ud, const char *coll, const char *tenant, const char *key,
+                     const tsr_id__audit_t *ev, tsr_error_t *err);
+    /* Up to limit documents of (coll, tenant) in ascending key order, keys > after (NULL: from
+     * the start); when field ("userId", "sub") is non-NULL only those whose field equals
+     * value. *out is a returned-owned JSON array. */
+    tsr_err_t (*list)(void *ud, const char *coll, const char *tenant, const char *field,
+                      const char *value, const char *after, size_t limit, json_t **out,
+                      tsr_error_t *err);
+    /* PLATFORM: the document of any tenant whose indexed field ("hostname") equals value.
+     * TSR_ENOTFOUND if none. */
+    tsr_err_t (*find)(void *ud, const char *coll, const char *field, const char *value,
+                      json_t **out, tsr_error_t *err);
+    /* Release everything (the store too). */
+    void (*close)(void *ud);
+} tsr_id__docs_t;
+
+/* Fill docs with the table over store (taken: closed by docs->close). */
+void tsr_identity__docs_store(tsr_identity_t *id, tsr_store_t *store, tsr_id__docs_t *docs);
 
 /* Input caps (bytes or counts) for everything that comes from outside. */
 #define TSR_ID__MAX_NAME 256
@@ -67,20 +115,22 @@ typedef struct {
 } tsr_id__principal_t;
 
 struct tsr_identity {
-    tsr_identity_docs_t docs;
+    tsr_id__docs_t docs;
+    tsr_kek_set_t *kek; /* wraps every DEK record */
     uint32_t key_max_days;
     uint32_t max_keys_per_user;
     tsr_identity_audit_fn on_audit;
     void *audit_ud;
-    int64_t jwt_ttl_ms;     /* lifetime of a platform token */
-    int64_t jwt_rotate_ms;  /* a signing key signs for this long, then a new one is made */
-    pthread_mutex_t key_mu; /* guards the sign_* fields */
-    struct evp_pkey_st *sign_key;
+    int64_t jwt_ttl_ms;         /* lifetime of a platform token */
+    int64_t jwt_rotate_ms;      /* a signing key signs for this long, then a new one is made */
+    pthread_mutex_t key_mu;     /* guards the fields below */
+    tsr_keyring_t *platform_kr; /* seals the signing keys' PEM; NULL until first needed */
+    tsr_jwt_keyset_t *keyset;   /* every published key; the current one signs */
     char sign_kid[25];
     int64_t sign_created_ms;
 };
 
-/* ---- secrets (identity_secrets.c) ---------------------------------------------------------- */
+/* ---- secrets (identity_secrets.c: thin shapes over pkg/crypto) ---------------------------- */
 
 /* SHA-256 of p[0..n) as 64 lowercase hex characters plus NUL. */
 void tsr_identity__sha256_hex(const void *p, size_t n, char out[65]);
@@ -218,18 +268,40 @@ tsr_err_t tsr_identity__duration_parse(const char *s, int64_t *ms, tsr_error_t *
  * than jwt_rotate_ms. *jwt returned-owned (free). Thread safe. */
 tsr_err_t tsr_identity__jwt_mint(tsr_identity_t *id, const tsr_id__principal_t *p, char **jwt,
                                  tsr_error_t *err);
-/* Sign hdr.claims with the current key (kid added to hdr unless present); tests use it to
- * build malformed tokens. *jwt returned-owned. */
-tsr_err_t tsr_identity__jwt_sign(tsr_identity_t *id, json_t *hdr, json_t *claims, char **jwt,
-                                 tsr_error_t *err);
+/* The current signing key as PKCS#8 PEM (*pem returned-owned: cleanse, free) and its kid;
+ * tests use it to sign malformed tokens with the real key. */
+tsr_err_t tsr_identity__signing_pem(tsr_identity_t *id, char **pem, char kid[25], tsr_error_t *err);
 /* The JWKS of every key that may still have live tokens. *out returned-owned. */
 tsr_err_t tsr_identity__jwks(tsr_identity_t *id, json_t **out, tsr_error_t *err);
 /* Verify a platform JWT strictly; *claims returned-owned on TSR_OK. TSR_EUNAUTHENTICATED for
  * anything that does not verify. */
 tsr_err_t tsr_identity__jwt_verify(tsr_identity_t *id, const char *jwt, json_t **claims,
                                    tsr_error_t *err);
-/* Free the cached signing key (tsr_identity_destroy). */
+/* Free the cached keys (tsr_identity_destroy). */
 void tsr_identity__keys_cleanup(tsr_identity_t *id);
+
+/* ---- tenant data keys (identity_keys.c) ---------------------------------------------------- */
+
+/* Create version 1 of tenant's DEK (wrapped by the KEK) and store its record. TSR_ECONFLICT
+ * when the tenant already has one. */
+tsr_err_t tsr_identity__dek_create(tsr_identity_t *id, const char *tenant, tsr_error_t *err);
+/* The tenant's keyring with every stored DEK version unwrapped (*kr returned-owned:
+ * tsr_crypto_keyring_destroy). TSR_ENOTFOUND when the tenant has no DEK (shredded). */
+tsr_err_t tsr_identity__keyring_load(tsr_identity_t *id, const char *tenant, tsr_keyring_t **kr,
+                                     tsr_error_t *err);
+/* Crypto-shredding: delete every DEK record of tenant. Idempotent. */
+tsr_err_t tsr_identity__dek_shred(tsr_identity_t *id, const char *tenant, tsr_error_t *err);
+/* Seal a secret string (TOTP secrets, IdP client secrets) under tenant's current DEK, bound to
+ * (kind, object_id); *out is base64url, returned-owned (free). */
+tsr_err_t tsr_identity__seal_str(tsr_identity_t *id, const char *tenant, const char *kind,
+                                 const char *object_id, const char *pt, char **out,
+                                 tsr_error_t *err);
+/* Open what tsr_identity__seal_str made; *out returned-owned (cleanse, free). TSR_ECORRUPT
+ * when it does not open (tampered, other tenant/kind/object), TSR_ENOTFOUND when the DEK is
+ * gone. */
+tsr_err_t tsr_identity__open_str(tsr_identity_t *id, const char *tenant, const char *kind,
+                                 const char *object_id, const char *sealed, char **out,
+                                 tsr_error_t *err);
 
 /* The i-th registered route (for the route/OpenAPI contract test); false past the end. */
 bool tsr_identity__route_at(size_t i, const char **method, const char **pattern);

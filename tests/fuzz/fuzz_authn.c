@@ -1,9 +1,9 @@
 /*
  * libFuzzer target for identity's authentication decision (GET /internal/v1/authn, what the
- * ingress asks on every request) over an in-memory identity with one bootstrapped tenant. The
- * input is split at newlines into header values in a fixed order: Host, Authorization, Cookie,
- * qlik-csrf-token, X-Original-Method, X-Original-URI. Invariants: never crash; the answer is
- * 200, 401 or 403; a 200 needs the tenant's real API key somewhere in the input (the fuzzer
+ * ingress asks on every request) over an identity on a temporary store with one bootstrapped
+ * tenant. The input is split at newlines into header values in a fixed order: Host, Authorization,
+ * Cookie, qlik-csrf-token, X-Original-Method, X-Original-URI. Invariants: never crash; the answer
+ * is 200, 401 or 403; a 200 needs the tenant's real API key somewhere in the input (the fuzzer
  * cannot forge a signature or a key) or a session cookie (there are none).
  */
 #include <stdbool.h>
@@ -34,13 +34,20 @@ static bool contains(const uint8_t *hay, size_t n, const char *needle) {
 
 static void setup(void) {
     tsr_error_t err;
-    tsr_identity_docs_t docs;
+    char dir[] = "/tmp/tsr-fuzz-authn.XXXXXX", uri[128];
+    uint8_t kek[TSR_CRYPTO_KEY_LEN];
     tsr_log_init("identity", TSR_LOG_ERROR, stderr);
-    if (tsr_identity_docs_sqlite_open(":memory:", &docs, &err) != TSR_OK) {
+    tsr_identity_opts_t io = {.max_keys_per_user = 3, .api_key_max_expiry_days = 30};
+    if (mkdtemp(dir) == NULL) {
         abort();
     }
-    tsr_identity_opts_t io = {.max_keys_per_user = 3, .api_key_max_expiry_days = 30};
-    io.docs = docs;
+    snprintf(uri, sizeof uri, "sqlite:%s/store.db?synchronous=normal", dir);
+    io.kek = tsr_crypto_kek_set_create();
+    if (tsr_identity_store_open(uri, &io.store, &err) != TSR_OK ||
+        tsr_crypto_random(kek, sizeof kek, &err) != TSR_OK ||
+        tsr_crypto_kek_set_add(io.kek, kek, true, &err) != TSR_OK) {
+        abort();
+    }
     tsr_httpd_opts_t o = {
         .service = "identity", .bind = "127.0.0.1", .threads = 1, .max_body = 65536};
     if (tsr_identity_create(&io, &g_id, &err) != TSR_OK ||

@@ -7,8 +7,11 @@
 #      while retries and loses nothing, keeping per-key order;
 #   4. a process killed between its store write and the publish, and one killed after the
 #      publish but before marking the outbox, still gets every event out exactly once.
-# Helpers: tests/integration/events/evtool (SQLite stand-in for pkg/store). Asserts counts,
-# never timings; waits are bounded so a failure ends the test instead of hanging it.
+# Every process keeps its state in pkg/store (SQLite files under $WORK): the app's documents
+# are committed with their events (store outbox, relayed through tsr_store_events_outbox) and
+# the consumers' effects with their processed ids (tsr_store_events_dedupe). Helpers:
+# tests/integration/events/evtool. Asserts counts, never timings; waits are bounded so a
+# failure ends the test instead of hanging it.
 set -euo pipefail
 
 BUILD=${TSR_BUILD_DIR:?TSR_BUILD_DIR must point at the build directory}
@@ -58,10 +61,13 @@ ctl() {
   [[ $reply == ok* ]] || fail "devkafka control '$*': $reply"
 }
 
+# check <db>: the counts of a store file as JSON (evtool check).
+check() { "$EVTOOL" check --store "sqlite:$1"; }
+
 # expect_once <db> <n>: every event applied exactly once, order kept per key.
 expect_once() {
   local out
-  out=$("$EVTOOL" check --db "$1")
+  out=$(check "$1")
   echo "check $1: $out"
   [ "$(jq .effects <<<"$out")" = "$2" ] || fail "$1: effects != $2"
   [ "$(jq .distinct <<<"$out")" = "$2" ] || fail "$1: distinct != $2"
@@ -74,7 +80,7 @@ start_consumer() {
   local name=$1 group=$2 topic=$3 count=$4; shift 4
   rm -f "$WORK/$name.ready"
   env "$@" "$EVTOOL" consume --bootstrap "$BOOTSTRAP" --group "$group" --topic "$topic" \
-    --db "$WORK/$name.db" --count "$count" --timeout 90 --ready "$WORK/$name.ready" \
+    --store "sqlite:$WORK/$name.db" --count "$count" --timeout 90 --ready "$WORK/$name.ready" \
     >>"$WORK/$name.log" 2>&1 &
   LAST_PID=$!
   PIDS+=("$LAST_PID")
@@ -109,14 +115,14 @@ wait "$LAST_PID"
 rc=$?
 set -e
 [ $rc -eq 137 ] || fail "consumer c2 should have been killed at the faultpoint (rc=$rc)"
-out=$("$EVTOOL" check --db "$WORK/c2.db")
+out=$(check "$WORK/c2.db")
 [ "$(jq .effects <<<"$out")" = 10 ] || fail "c2 before restart: $out"
 # The restarted member first waits out the dead one's session (6 s), then gets the
 # uncommitted 10th message again.
 start_consumer c2 g.crash it.crash 30
 wait "$LAST_PID" || fail "restarted consumer c2 did not finish"
 expect_once "$WORK/c2.db" 30
-dups=$(jq .duplicates <<<"$("$EVTOOL" check --db "$WORK/c2.db")")
+dups=$(jq .duplicates <<<"$(check "$WORK/c2.db")")
 [ "$dups" -ge 1 ] || fail "the message handled before the crash was not redelivered"
 echo "redelivered and skipped by dedupe: $dups"
 
@@ -146,32 +152,32 @@ expect_once "$WORK/c3.db" 120
 step "4. outbox: killed between store write and publish, and after publish before mark"
 start_consumer c4 g.outbox it.outbox 40
 set +e
-TSR_FAULTPOINT=outbox.after_write:15 "$EVTOOL" app --db "$WORK/app.db" \
+TSR_FAULTPOINT=outbox.after_write:15 "$EVTOOL" app --store "sqlite:$WORK/app.db" \
   --bootstrap "$BOOTSTRAP" --topic it.outbox --count 40 --prefix ob >>"$WORK/app.log" 2>&1
 rc=$?
 set -e
 [ $rc -eq 137 ] || fail "app should have been killed after its 15th write (rc=$rc)"
-out=$("$EVTOOL" check --db "$WORK/app.db")
+out=$(check "$WORK/app.db")
 echo "app after crash: $out"
-[ "$(jq .outboxTotal <<<"$out")" = 15 ] || fail "15 committed writes expected"
+[ "$(jq .writes <<<"$out")" = 15 ] || fail "15 committed writes expected"
 [ "$(jq .outboxUnsent <<<"$out")" = 15 ] || fail "nothing should have been published yet"
 set +e
-TSR_FAULTPOINT=relay.after_publish "$EVTOOL" app --db "$WORK/app.db" \
+TSR_FAULTPOINT=relay.after_publish "$EVTOOL" app --store "sqlite:$WORK/app.db" \
   --bootstrap "$BOOTSTRAP" --topic it.outbox --count 40 --prefix ob >>"$WORK/app.log" 2>&1
 rc=$?
 set -e
 [ $rc -eq 137 ] || fail "app should have been killed after its first publish (rc=$rc)"
-out=$("$EVTOOL" check --db "$WORK/app.db")
+out=$(check "$WORK/app.db")
 echo "app after second crash: $out"
-[ "$(jq .outboxTotal <<<"$out")" = 40 ] || fail "40 committed writes expected"
+[ "$(jq .writes <<<"$out")" = 40 ] || fail "40 committed writes expected"
 [ "$(jq .outboxUnsent <<<"$out")" = 40 ] || fail "published but unmarked rows must stay unsent"
-"$EVTOOL" app --db "$WORK/app.db" --bootstrap "$BOOTSTRAP" --topic it.outbox --count 40 \
+"$EVTOOL" app --store "sqlite:$WORK/app.db" --bootstrap "$BOOTSTRAP" --topic it.outbox --count 40 \
   --prefix ob >>"$WORK/app.log" 2>&1 || fail "app restart did not drain the outbox"
-out=$("$EVTOOL" check --db "$WORK/app.db")
+out=$(check "$WORK/app.db")
 [ "$(jq .outboxUnsent <<<"$out")" = 0 ] || fail "outbox not drained: $out"
 wait "$LAST_PID" || fail "consumer c4 did not apply 40 events"
 expect_once "$WORK/c4.db" 40
-dups=$(jq .duplicates <<<"$("$EVTOOL" check --db "$WORK/c4.db")")
+dups=$(jq .duplicates <<<"$(check "$WORK/c4.db")")
 [ "$dups" -ge 1 ] || fail "rows published before the relay crash were not republished"
 echo "republished after the relay crash and skipped by dedupe: $dups"
 

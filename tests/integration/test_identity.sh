@@ -148,6 +148,24 @@ it_expect_status "$base/api/v1/users/me" 200 "${A[@]}"
   it_fail "deleting a deleted tenant succeeded"
 it_ok "tsr-admin tenant-delete: B's key stops working at once, A unaffected"
 
+# Keys at rest: tsr-admin and identity share one KEK (0600) and one store; a tenant has a
+# wrapped DEK until it is deleted; the signing key's PEM is stored sealed; changes leave
+# CloudEvents in the outbox.
+db=$state/store.db
+[ "$(stat -c %a "$state/local/kek")" = 600 ] || it_fail "kek mode $(stat -c %a "$state/local/kek")"
+q() { sqlite3 -cmd '.timeout 5000' "$db" "$1"; }
+[ "$(q "SELECT count(*) FROM d_identity_deks WHERE tenant='$tenant_a'")" = 1 ] ||
+  it_fail "tenant A has no DEK record"
+[ "$(q "SELECT count(*) FROM d_identity_deks WHERE tenant='$tenant_b'")" = 0 ] ||
+  it_fail "tenant B's DEK survived its deletion"
+[ "$(q "SELECT count(*) FROM d_identity_signing_keys")" -ge 1 ] || it_fail "no signing key stored"
+[ "$(q "SELECT count(*) FROM d_identity_signing_keys WHERE doc LIKE '%PRIVATE KEY%'")" = 0 ] ||
+  it_fail "a signing key is stored in the clear"
+q "SELECT payload FROM outbox WHERE topic='tessera.identity'" |
+  jq -se --arg t "$tenant_b" 'any(.type == "com.tessera.v1.tenant.deleted" and .tenantid == $t)' \
+    >/dev/null || it_fail "no tenant.deleted event in the outbox"
+it_ok "KEK 0600, DEK per tenant shredded on delete, signing key sealed, events in the outbox"
+
 # State survives a restart (SQLite under the state dir).
 kill "$ipid"; wait "$ipid" || true
 TSR_STATE_DIR=$state TSR_SERVICE_PORT=$((P + 1)) "$ident" >>"$state/identity.log" 2>&1 &

@@ -2,7 +2,7 @@
  * Unit tests for pkg/events: CloudEvents envelope format/parse and its rejections, versioned
  * types, the topic catalogue against the README, bootstrap lookup, faultpoints, and the
  * producer, consumer and outbox relay against librdkafka's in-process mock cluster (with its
- * error injection). Store interfaces are in-memory here; tests/integration uses SQLite.
+ * error injection). Store interfaces are in-memory here; tests/integration uses pkg/store.
  */
 #include <check.h>
 #include <pthread.h>
@@ -369,6 +369,15 @@ typedef struct {
     const char *bootstrap;
 } mock_t;
 
+/* librdkafka 2.0.2's mock cluster thread drains its wake-up pipe after serving its ops, so an
+ * op issued right after the previous one returned often loses its wake-up and waits for the
+ * thread's 1 s poll timeout. A short pause between back-to-back mock ops avoids that stall
+ * (speed only: a missed wake-up still completes, a second later). */
+static void mock_settle(void) {
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
 static void mock_start(mock_t *m, int brokers) {
     char errstr[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -379,9 +388,35 @@ static void mock_start(mock_t *m, int brokers) {
     ck_assert_ptr_nonnull(m->mc);
     m->bootstrap = rd_kafka_mock_cluster_bootstraps(m->mc);
     ck_assert_int_eq(rd_kafka_mock_topic_create(m->mc, "t.unit", 4, brokers), 0);
+    mock_settle();
     ck_assert_int_eq(rd_kafka_mock_topic_create(m->mc, TSR_EVENTS_TOPIC_DLQ, 1, brokers), 0);
+    mock_settle();
 }
 
+/* Messages in topic's log (sum over its partitions of high - low watermark), read by a client
+ * of its own: how many copies the producers really wrote. */
+static int64_t log_size(const mock_t *m, const char *topic, int partitions) {
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    ck_assert_int_eq(
+        rd_kafka_conf_set(conf, "bootstrap.servers", m->bootstrap, errstr, sizeof errstr),
+        RD_KAFKA_CONF_OK);
+    rd_kafka_conf_set_log_cb(conf, NULL);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    ck_assert_ptr_nonnull(rk);
+    int64_t total = 0;
+    for (int32_t p = 0; p < partitions; p++) {
+        int64_t lo = -1, hi = -1;
+        ck_assert_int_eq(rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+        total += hi - lo;
+    }
+    rd_kafka_destroy(rk);
+    return total;
+}
+
+/* Often takes about 1 s: the mock cluster joins an internal broker thread that only notices
+ * its termination at its next 1 s wake-up (librdkafka 2.0.2). */
 static void mock_stop(mock_t *m) {
     rd_kafka_mock_cluster_destroy(m->mc);
     rd_kafka_destroy(m->rk);
@@ -501,8 +536,12 @@ static tsr_events_producer_t *producer_for(const mock_t *m, int delivery_timeout
 
 static const char *const g_unit_topics[] = {"t.unit"};
 
-static tsr_events_consumer_t *consumer_for(const mock_t *m, const char *group, handler_t *h,
-                                           mem_dedupe_t *d, int max_attempts) {
+/* A consumer of t.unit in group, assigned before it is returned. session_ms also sets how long
+ * the mock broker waits for members after one leaves (session_ms - 1000): a member joining
+ * the group after a leave waits that long. */
+static tsr_events_consumer_t *consumer_with_session(const mock_t *m, const char *group,
+                                                    handler_t *h, mem_dedupe_t *d, int max_attempts,
+                                                    int session_ms) {
     tsr_events_consumer_opts_t o = {0};
     o.bootstrap = m->bootstrap;
     o.group = group;
@@ -515,7 +554,7 @@ static tsr_events_consumer_t *consumer_for(const mock_t *m, const char *group, h
     o.max_attempts = max_attempts;
     o.backoff_initial_ms = 20;
     o.backoff_max_ms = 100;
-    o.session_timeout_ms = 6000;
+    o.session_timeout_ms = session_ms;
     tsr_events_consumer_t *c = NULL;
     tsr_error_t err;
     ck_assert_int_eq(tsr_events_consumer_create(&o, &c, &err), TSR_OK);
@@ -525,6 +564,11 @@ static tsr_events_consumer_t *consumer_for(const mock_t *m, const char *group, h
     }
     ck_assert(tsr_events_consumer_is_assigned(c, NULL));
     return c;
+}
+
+static tsr_events_consumer_t *consumer_for(const mock_t *m, const char *group, handler_t *h,
+                                           mem_dedupe_t *d, int max_attempts) {
+    return consumer_with_session(m, group, h, d, max_attempts, 6000);
 }
 
 /* Poll until cond(h, stats) holds; 30 s cap so a broken build fails instead of hanging. */
@@ -553,14 +597,6 @@ static bool applied_at_least(const handler_t *h, const tsr_events_consumer_stats
 static bool handled_at_least(const handler_t *h, const tsr_events_consumer_stats_t *st, int want) {
     (void)h;
     return st->applied + st->duplicates + st->skipped + st->dead_lettered >= (uint64_t)want;
-}
-
-/* Drain a short quiet period so late duplicates would show up in the counts. */
-static void consume_quiet(tsr_events_consumer_t *c, int polls) {
-    tsr_error_t err;
-    for (int i = 0; i < polls; i++) {
-        tsr_events_consumer_poll(c, 100, NULL, &err);
-    }
 }
 
 /* ---- producer and consumer against the mock cluster -------------------------------------- */
@@ -595,10 +631,12 @@ START_TEST(test_producer_send_mock_cluster_acknowledged_and_consumed_once) {
         free(payloads[i]);
     }
     consume_until(c, &h, applied_at_least, N);
-    consume_quiet(c, 10);
+    /* the log holds each message once and all of it was handled: no late copy can follow */
+    ck_assert_int_eq(log_size(&m, "t.unit", 4), N);
     tsr_events_consumer_stats_t st;
     tsr_events_consumer_stats(c, &st);
     ck_assert_uint_eq(st.applied, N);
+    ck_assert_uint_eq(st.duplicates, 0);
     ck_assert_int_eq(h.effects, N);
     ck_assert(!h.order_broken);
     tsr_events_consumer_destroy(c);
@@ -632,11 +670,12 @@ START_TEST(test_producer_send_injected_broker_errors_retries_without_loss_or_dup
         free(pl);
     }
     consume_until(c, &h, applied_at_least, N);
-    consume_quiet(c, 20);
+    /* the idempotent producer wrote each message once, also where a failed request may have
+     * been appended: the log holds exactly N, all handled, nothing for the dedupe to catch */
+    ck_assert_int_eq(log_size(&m, "t.unit", 4), N);
     tsr_events_consumer_stats_t st;
     tsr_events_consumer_stats(c, &st);
     ck_assert_uint_eq(st.applied, N);
-    /* the idempotent producer wrote each message once: nothing for the dedupe to catch */
     ck_assert_uint_eq(st.duplicates, 0);
     ck_assert(!h.order_broken);
     tsr_events_consumer_destroy(c);
@@ -842,7 +881,8 @@ START_TEST(test_consumer_destroy_commits_so_next_member_resumes_after) {
     mock_start(&m, 1);
     handler_t h1 = {0}, h2 = {0};
     mem_dedupe_t d1 = {.mu = PTHREAD_MUTEX_INITIALIZER}, d2 = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    tsr_events_consumer_t *c = consumer_for(&m, "g.resume", &h1, &d1, 3);
+    /* a 3 s session lets the next member in 2 s after this one leaves (6 s: 5 s) */
+    tsr_events_consumer_t *c = consumer_with_session(&m, "g.resume", &h1, &d1, 3, 3000);
     tsr_events_producer_t *p = producer_for(&m, 0);
     for (int i = 0; i < 5; i++) {
         char *pl = make_payload("com.tessera.v1.app.created", 0, i + 1, NULL);
@@ -859,7 +899,8 @@ START_TEST(test_consumer_destroy_commits_so_next_member_resumes_after) {
     /* a fresh dedupe set: anything redelivered would be applied again and counted */
     c = consumer_for(&m, "g.resume", &h2, &d2, 3);
     consume_until(c, &h2, applied_at_least, 3);
-    consume_quiet(c, 10);
+    /* one key, one partition: a redelivered message would come before seq 8 and be one of the
+     * three applied, so the third being seq 8 (the log's end) proves the resume point */
     ck_assert_int_eq(h2.effects, 3);
     ck_assert_int_eq(h2.last_seq[0], 8);
     tsr_events_consumer_destroy(c);
@@ -1013,6 +1054,7 @@ START_TEST(test_relay_run_once_failed_row_holds_back_later_rows_of_its_key) {
     mock_t m;
     mock_start(&m, 1);
     ck_assert_int_eq(rd_kafka_mock_topic_create(m.mc, "t.denied", 1, 1), 0);
+    mock_settle();
     rd_kafka_mock_topic_set_error(m.mc, "t.denied", RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
     tsr_events_producer_t *p = producer_for(&m, 3000);
     mem_outbox_t ob;

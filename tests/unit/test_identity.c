@@ -7,7 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include "crypto.h"
+#include "events.h"
 #include "identity.h"
 #include "identity_int.h"
 #include "log.h"
@@ -21,6 +29,8 @@ typedef struct {
     tsr_httpd_t *h;
     tsr_identity_boot_t a, b; /* tenant admins of A and B */
     int audits;
+    tsr_store_t *store; /* borrowed: identity owns it */
+    char dir[64];       /* the store's temporary directory */
 } fx_t;
 
 static void on_audit(void *ud, const char *tenant, const char *user, const char *type,
@@ -32,13 +42,23 @@ static void on_audit(void *ud, const char *tenant, const char *user, const char 
     ((fx_t *)ud)->audits++;
 }
 
-static void fx_init_docs(fx_t *fx, const tsr_identity_docs_t *docs) {
+/* A fresh service over a temporary SQLite store and a random KEK. */
+static void fx_init_docs(fx_t *fx) {
     tsr_error_t err;
+    char uri[128];
+    uint8_t kek[TSR_CRYPTO_KEY_LEN];
     memset(fx, 0, sizeof *fx);
+    snprintf(fx->dir, sizeof fx->dir, "/tmp/tsr-identity-unit.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(fx->dir));
+    snprintf(uri, sizeof uri, "sqlite:%s/store.db?synchronous=normal", fx->dir);
     tsr_identity_opts_t io = {.max_keys_per_user = 3, .api_key_max_expiry_days = 30};
     io.on_audit = on_audit;
     io.audit_ud = fx;
-    io.docs = *docs;
+    ck_assert_int_eq(tsr_identity_store_open(uri, &io.store, &err), TSR_OK);
+    fx->store = io.store;
+    io.kek = tsr_crypto_kek_set_create();
+    ck_assert_int_eq(tsr_crypto_random(kek, sizeof kek, &err), TSR_OK);
+    ck_assert_int_eq(tsr_crypto_kek_set_add(io.kek, kek, true, &err), TSR_OK);
     ck_assert_int_eq(tsr_identity_create(&io, &fx->id, &err), TSR_OK);
     tsr_httpd_opts_t o = {
         .service = "identity", .bind = "127.0.0.1", .threads = 1, .max_body = 65536};
@@ -48,9 +68,7 @@ static void fx_init_docs(fx_t *fx, const tsr_identity_docs_t *docs) {
 
 static void fx_init(fx_t *fx) {
     tsr_error_t err;
-    tsr_identity_docs_t docs;
-    ck_assert_int_eq(tsr_identity_docs_sqlite_open(":memory:", &docs, &err), TSR_OK);
-    fx_init_docs(fx, &docs);
+    fx_init_docs(fx);
     ck_assert_int_eq(tsr_identity_bootstrap(fx->id, "http://" HOST_A "/x", &fx->a, &err), TSR_OK);
     ck_assert(fx->a.created);
     const char *hb[] = {HOST_B, NULL};
@@ -61,10 +79,17 @@ static void fx_init(fx_t *fx) {
 }
 
 static void fx_cleanup(fx_t *fx) {
+    static const char *const files[] = {"store.db", "store.db-wal", "store.db-shm"};
+    char path[128];
     tsr_httpd_destroy(fx->h);
     tsr_identity_destroy(fx->id);
     tsr_identity_boot_cleanup(&fx->a);
     tsr_identity_boot_cleanup(&fx->b);
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", fx->dir, files[i]);
+        unlink(path);
+    }
+    rmdir(fx->dir);
 }
 
 /* One request with Host and (when key != NULL) a bearer key; body is JSON when non-NULL. */
@@ -260,15 +285,21 @@ static tsr_err_t failing_get(void *ud, const char *coll, const char *tenant, con
     return tsr_error_set(err, TSR_EUNAVAILABLE, "store down");
 }
 
+static tsr_err_t failing_find(void *ud, const char *coll, const char *field, const char *value,
+                              json_t **out, tsr_error_t *err) {
+    (void)ud, (void)coll, (void)field, (void)value;
+    *out = NULL;
+    return tsr_error_set(err, TSR_EUNAVAILABLE, "store down");
+}
+
 START_TEST(test_authn_store_down_is_503_never_200) {
     fx_t fx;
     fx_init(&fx);
-    tsr_identity_docs_t docs;
     tsr_error_t err;
-    ck_assert_int_eq(tsr_identity_docs_sqlite_open(":memory:", &docs, &err), TSR_OK);
-    docs.get = failing_get;
     fx_t down;
-    fx_init_docs(&down, &docs);
+    fx_init_docs(&down);
+    down.id->docs.get = failing_get;
+    down.id->docs.find = failing_find;
     json_decref(expect(&down, "GET", "/internal/v1/authn", HOST_A, fx.a.api_key, NULL, 503));
     ck_assert_int_ne(tsr_identity_ready(down.id, &err), TSR_OK);
     ck_assert_int_eq(tsr_identity_ready(fx.id, &err), TSR_OK);
@@ -999,7 +1030,7 @@ START_TEST(test_api_keys_expired_key_is_401_and_listed_expired) {
     /* Expiry is 1 ms after creation: move it into the past explicitly to avoid timing. */
     json_object_set_new(key, "expiry", json_string("2000-01-01T00:00:00.000Z"));
     ck_assert_int_eq(
-        fx.id->docs.replace(fx.id->docs.ud, TSR_ID__C_KEYS, fx.a.tenant_id, kid, key, &err),
+        fx.id->docs.replace(fx.id->docs.ud, TSR_ID__C_KEYS, fx.a.tenant_id, kid, key, NULL, &err),
         TSR_OK);
     json_decref(expect(&fx, "GET", "/internal/v1/authn", HOST_A, tok, NULL, 401));
     char p[128];
@@ -1185,9 +1216,9 @@ START_TEST(test_login_sessions_are_pruned_and_capped) {
     json_decref(rows);
     const char *old_id = json_string_value(json_object_get(old, "id"));
     json_object_set_new(old, "expiresAt", json_string("2000-01-01T00:00:00.000Z"));
-    ck_assert_int_eq(
-        fx.id->docs.replace(fx.id->docs.ud, TSR_ID__C_SESSIONS, fx.a.tenant_id, old_id, old, &err),
-        TSR_OK);
+    ck_assert_int_eq(fx.id->docs.replace(fx.id->docs.ud, TSR_ID__C_SESSIONS, fx.a.tenant_id, old_id,
+                                         old, NULL, &err),
+                     TSR_OK);
     for (int i = 0; i < TSR_ID__MAX_SESSIONS + 3; i++) {
         login(&fx, &c, &x);
         free(c);
@@ -1265,7 +1296,7 @@ START_TEST(test_login_wrong_password_locks_out_with_backoff) {
     /* Once the lock has passed, the right password works and resets the counter. */
     json_object_set_new(cred, "lockedUntilMs", json_integer(tsr_wall_ms() - 1));
     ck_assert_int_eq(fx.id->docs.replace(fx.id->docs.ud, TSR_ID__C_SECRETS, fx.a.tenant_id,
-                                         fx.a.user_id, cred, &err),
+                                         fx.a.user_id, cred, NULL, &err),
                      TSR_OK);
     json_decref(cred);
     json_decref(expect(&fx, "POST", "/api/v1/identity/login", HOST_A, NULL, good, 204));
@@ -1355,6 +1386,17 @@ START_TEST(test_totp_enrolled_login_needs_fresh_code) {
     json_decref(
         expect(&fx, "POST", "/api/v1/identity/mfa/totp/confirm", HOST_A, fx.a.api_key, body, 204));
     json_decref(expect(&fx, "POST", "/api/v1/identity/mfa/totp", HOST_A, fx.a.api_key, NULL, 409));
+    /* The secret is stored sealed under the tenant's DEK, never in the clear. */
+    json_t *cred = NULL;
+    tsr_error_t err;
+    ck_assert_int_eq(fx.id->docs.get(fx.id->docs.ud, TSR_ID__C_SECRETS, fx.a.tenant_id,
+                                     fx.a.user_id, &cred, &err),
+                     TSR_OK);
+    char *cred_text = json_dumps(cred, 0);
+    ck_assert_ptr_nonnull(json_object_get(cred, "totpSecret"));
+    ck_assert_ptr_null(strstr(cred_text, secret));
+    free(cred_text);
+    json_decref(cred);
     /* Password alone is no longer enough. */
     snprintf(login_body, sizeof login_body, "{\"email\":\"%s\",\"password\":\"%s\"}", fx.a.user,
              fx.a.password);
@@ -1475,14 +1517,14 @@ START_TEST(test_authn_token_verifies_and_carries_principal) {
 }
 END_TEST
 
-static char *b64(const char *s) {
+static char *b64n(const unsigned char *s, size_t n) {
     static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t n = strlen(s), o = 0;
+    size_t o = 0;
     char *out = tsr_xmalloc(n * 2 + 4);
     uint32_t acc = 0;
     unsigned bits = 0;
     for (size_t i = 0; i < n; i++) {
-        acc = (acc << 8) | (unsigned char)s[i];
+        acc = (acc << 8) | s[i];
         bits += 8;
         while (bits >= 6) {
             bits -= 6;
@@ -1496,15 +1538,59 @@ static char *b64(const char *s) {
     return out;
 }
 
-/* Sign claims (JSON text) under header (JSON text) with the platform key. */
+static char *b64(const char *s) {
+    return b64n((const unsigned char *)s, strlen(s));
+}
+
+/* Sign claims (JSON text) under header (JSON text; the current kid added unless present) with
+ * the platform's real signing key, whatever the header claims: each refusal below is then for
+ * the header's or the claims' defect, never for a bad signature. */
 static char *signed_with(fx_t *fx, const char *header, const char *claims) {
     json_error_t je;
     json_t *h = json_loads(header, 0, &je), *c = json_loads(claims, 0, &je);
     ck_assert_ptr_nonnull(h);
     ck_assert_ptr_nonnull(c);
-    char *t = NULL;
+    char *pem = NULL, kid[25];
     tsr_error_t err;
-    ck_assert_int_eq(tsr_identity__jwt_sign(fx->id, h, c, &t, &err), TSR_OK);
+    ck_assert_int_eq(tsr_identity__signing_pem(fx->id, &pem, kid, &err), TSR_OK);
+    if (json_object_get(h, "kid") == NULL) {
+        json_object_set_new(h, "kid", json_string(kid));
+    }
+    char *hs = json_dumps(h, JSON_COMPACT), *cs = json_dumps(c, JSON_COMPACT);
+    char *hb = b64(hs), *cb = b64(cs);
+    size_t n = strlen(hb) + strlen(cb) + 2;
+    char *input = tsr_xmalloc(n);
+    snprintf(input, n, "%s.%s", hb, cb);
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    EVP_PKEY *k = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    ck_assert_ptr_nonnull(k);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char der[128], raw[64];
+    size_t der_len = sizeof der;
+    ck_assert_int_eq(EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, k), 1);
+    ck_assert_int_eq(
+        EVP_DigestSign(ctx, der, &der_len, (const unsigned char *)input, strlen(input)), 1);
+    const unsigned char *dp = der;
+    ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &dp, (long)der_len);
+    ck_assert_ptr_nonnull(sig);
+    ck_assert_int_eq(BN_bn2binpad(ECDSA_SIG_get0_r(sig), raw, 32), 32);
+    ck_assert_int_eq(BN_bn2binpad(ECDSA_SIG_get0_s(sig), raw + 32, 32), 32);
+    char *sb = b64n(raw, sizeof raw);
+    n = strlen(input) + strlen(sb) + 2;
+    char *t = tsr_xmalloc(n);
+    snprintf(t, n, "%s.%s", input, sb);
+    ECDSA_SIG_free(sig);
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(k);
+    BIO_free(bio);
+    tsr_crypto_cleanse(pem, strlen(pem));
+    free(pem);
+    free(hs);
+    free(cs);
+    free(hb);
+    free(cb);
+    free(input);
+    free(sb);
     json_decref(h);
     json_decref(c);
     return t;
@@ -1648,7 +1734,7 @@ START_TEST(test_jwt_key_rotation_keeps_old_key_for_overlap_then_drops_it) {
     int64_t aged = tsr_wall_ms() - 86400LL * 1000 - 1000;
     json_object_set_new(k, "createdMs", json_integer(aged));
     ck_assert_int_eq(fx.id->docs.replace(fx.id->docs.ud, TSR_ID__C_SIGNING_KEYS, TSR_ID__PLATFORM,
-                                         old_kid, k, &err),
+                                         old_kid, k, NULL, &err),
                      TSR_OK);
     fx.id->sign_created_ms = aged;
     char *new_tok = platform_token(&fx);
@@ -1662,7 +1748,7 @@ START_TEST(test_jwt_key_rotation_keeps_old_key_for_overlap_then_drops_it) {
     /* Past rotation + token lifetime + skew, the old key is gone and its tokens with it (J15). */
     json_object_set_new(k, "createdMs", json_integer(aged - 400 * 1000));
     ck_assert_int_eq(fx.id->docs.replace(fx.id->docs.ud, TSR_ID__C_SIGNING_KEYS, TSR_ID__PLATFORM,
-                                         old_kid, k, &err),
+                                         old_kid, k, NULL, &err),
                      TSR_OK);
     jwks = expect(&fx, "GET", "/api/v1/identity/keys", NULL, NULL, NULL, 200);
     ck_assert_uint_eq(json_array_size(json_object_get(jwks, "keys")), 1);
@@ -1673,6 +1759,218 @@ START_TEST(test_jwt_key_rotation_keeps_old_key_for_overlap_then_drops_it) {
     json_decref(k);
     free(old_tok);
     free(new_tok);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+/* ---- keys, tokens and events on the shared modules ----------------------------------------- */
+
+START_TEST(test_tenant_dek_created_on_create_and_shredded_on_delete) {
+    fx_t fx;
+    fx_init(&fx);
+    tsr_error_t err;
+    const char *hc[] = {"c.test", NULL};
+    char tc[25];
+    ck_assert_int_eq(tsr_identity_tenant_create(fx.id, "c", hc, tc, &err), TSR_OK);
+    /* A DEK (version 1) exists for the new tenant and seals and opens its blobs. */
+    tsr_keyring_t *kr = NULL;
+    ck_assert_int_eq(tsr_identity__keyring_load(fx.id, tc, &kr, &err), TSR_OK);
+    ck_assert_uint_eq(tsr_crypto_keyring_current(kr), 1);
+    tsr_seal_ad_t ad = {
+        .tenant_id = tc, .kind = "idp-secret", .object_id = "x", .object_version = 1};
+    tsr_buf_t sealed, plain;
+    tsr_buf_init(&sealed, 4096);
+    tsr_buf_init(&plain, 4096);
+    ck_assert_int_eq(tsr_crypto_seal(kr, &ad, "client-secret", 13, &sealed, &err), TSR_OK);
+    tsr_crypto_keyring_destroy(kr);
+    ck_assert_int_eq(tsr_identity__keyring_load(fx.id, tc, &kr, &err), TSR_OK);
+    ck_assert_int_eq(tsr_crypto_open(kr, &ad, sealed.data, sealed.len, &plain, &err), TSR_OK);
+    ck_assert_uint_eq(plain.len, 13);
+    ck_assert_int_eq(memcmp(plain.data, "client-secret", 13), 0);
+    tsr_crypto_keyring_destroy(kr);
+    /* Another tenant's DEK does not open it (and tenant A has its own key too). */
+    ck_assert_int_eq(tsr_identity__keyring_load(fx.id, fx.a.tenant_id, &kr, &err), TSR_OK);
+    tsr_crypto_keyring_destroy(kr);
+    /* Deleting the tenant deletes its DEK records: nothing loads, the blob never opens again. */
+    ck_assert_int_eq(tsr_identity_tenant_del(fx.id, tc, &err), TSR_OK);
+    kr = NULL;
+    ck_assert_int_eq(tsr_identity__keyring_load(fx.id, tc, &kr, &err), TSR_ENOTFOUND);
+    ck_assert_ptr_null(kr);
+    json_t *rows = NULL;
+    ck_assert_int_eq(
+        fx.id->docs.list(fx.id->docs.ud, TSR_ID__C_DEKS, tc, NULL, NULL, NULL, 100, &rows, &err),
+        TSR_OK);
+    ck_assert_uint_eq(json_array_size(rows), 0);
+    json_decref(rows);
+    kr = tsr_crypto_keyring_create(tc);
+    tsr_buf_reset(&plain);
+    ck_assert_int_ne(tsr_crypto_open(kr, &ad, sealed.data, sealed.len, &plain, &err), TSR_OK);
+    ck_assert_uint_eq(plain.len, 0);
+    tsr_crypto_keyring_destroy(kr);
+    /* A tenant created again with the same hostname gets a new, different key. */
+    ck_assert_int_eq(tsr_identity_tenant_create(fx.id, "c2", hc, tc, &err), TSR_OK);
+    ck_assert_int_eq(tsr_identity__keyring_load(fx.id, tc, &kr, &err), TSR_OK);
+    tsr_seal_ad_t ad2 = ad;
+    ad2.tenant_id = tc;
+    ck_assert_int_ne(tsr_crypto_open(kr, &ad2, sealed.data, sealed.len, &plain, &err), TSR_OK);
+    tsr_crypto_keyring_destroy(kr);
+    tsr_buf_cleanup(&sealed);
+    tsr_buf_cleanup(&plain);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_minted_jwt_verifies_with_crypto_against_published_jwks) {
+    fx_t fx;
+    fx_init(&fx);
+    tsr_error_t err;
+    char *t = platform_token(&fx);
+    json_t *jwks = expect(&fx, "GET", "/api/v1/identity/keys", NULL, NULL, NULL, 200);
+    char *text = json_dumps(jwks, JSON_COMPACT);
+    tsr_jwt_keyset_t *ks = tsr_crypto_jwt_keyset_create();
+    size_t added = 0;
+    ck_assert_int_eq(tsr_crypto_jwt_keyset_jwks_parse(ks, text, strlen(text), &added, &err),
+                     TSR_OK);
+    ck_assert_uint_eq(added, 1);
+    tsr_jwt_verify_opts_t vo = {
+        .issuer = "tessera-identity", .audience = "tessera", .typ = "tsr+jwt", .require_exp = true};
+    json_t *c = NULL;
+    ck_assert_int_eq(tsr_crypto_jwt_verify(ks, t, strlen(t), &vo, &c, &err), TSR_OK);
+    ck_assert_str_eq(json_string_value(json_object_get(c, "sub")), fx.a.user_id);
+    ck_assert_str_eq(json_string_value(json_object_get(c, "tid")), fx.a.tenant_id);
+    json_decref(c);
+    c = NULL;
+    /* A verifier with other expectations refuses it. */
+    vo.audience = "someone-else";
+    ck_assert_int_eq(tsr_crypto_jwt_verify(ks, t, strlen(t), &vo, &c, &err), TSR_EUNAUTHENTICATED);
+    ck_assert_ptr_null(c);
+    /* The signing key's PEM is stored sealed, never as plain PEM. */
+    json_t *k = NULL;
+    ck_assert_int_eq(fx.id->docs.get(fx.id->docs.ud, TSR_ID__C_SIGNING_KEYS, TSR_ID__PLATFORM,
+                                     fx.id->sign_kid, &k, &err),
+                     TSR_OK);
+    char *ks_text = json_dumps(k, 0);
+    ck_assert_ptr_null(strstr(ks_text, "PRIVATE"));
+    free(ks_text);
+    json_decref(k);
+    tsr_crypto_jwt_keyset_destroy(ks);
+    free(text);
+    json_decref(jwks);
+    free(t);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+/* Every unsent outbox row (payloads parsed) and mark them sent. */
+static json_t *outbox_drain(fx_t *fx) {
+    json_t *out = json_array();
+    tsr_error_t err;
+    for (;;) {
+        tsr_store_event_t *rows = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(tsr_store_platform_outbox_fetch(fx->store, 100, &rows, &n, &err), TSR_OK);
+        if (n == 0) {
+            tsr_store_outbox_rows_free(rows, n);
+            return out;
+        }
+        const char **ids = tsr_xcalloc(n, sizeof *ids);
+        for (size_t i = 0; i < n; i++) {
+            tsr_event_t ev;
+            ck_assert_int_eq(tsr_event_parse(rows[i].payload, rows[i].payload_len, &ev, &err),
+                             TSR_OK);
+            json_t *row =
+                json_pack("{ss ss ss ss ss}", "topic", rows[i].topic, "key", rows[i].key, "type",
+                          ev.type, "tenant", ev.tenantid, "payload", rows[i].payload);
+            ck_assert_ptr_nonnull(row);
+            if (ev.userid != NULL) {
+                json_object_set_new(row, "user", json_string(ev.userid));
+            }
+            if (ev.subject != NULL) {
+                json_object_set_new(row, "subject", json_string(ev.subject));
+            }
+            json_array_append_new(out, row);
+            ck_assert_str_eq(rows[i].id, ev.id);
+            ck_assert_str_eq(ev.source, "/tessera/identity");
+            tsr_event_cleanup(&ev);
+            ids[i] = rows[i].id;
+        }
+        ck_assert_int_eq(tsr_store_platform_outbox_mark_sent(fx->store, ids, n, &err), TSR_OK);
+        free(ids);
+        tsr_store_outbox_rows_free(rows, n);
+    }
+}
+
+/* The row of type in rows (NULL if none). */
+static json_t *row_of(json_t *rows, const char *type) {
+    json_t *r;
+    size_t i;
+    json_array_foreach(rows, i, r) {
+        if (strcmp(json_string_value(json_object_get(r, "type")), type) == 0) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+START_TEST(test_audit_outbox_rows_for_user_and_api_key_changes) {
+    fx_t fx;
+    fx_init(&fx);
+    json_t *boot = outbox_drain(&fx);
+    /* The fixture's tenants and admins were recorded too. */
+    ck_assert_ptr_nonnull(row_of(boot, "com.tessera.v1.tenant.created"));
+    ck_assert_ptr_nonnull(row_of(boot, "com.tessera.v1.user.created"));
+    ck_assert_ptr_nonnull(row_of(boot, "com.tessera.v1.apikey.created"));
+    json_decref(boot);
+    int hooks = fx.audits;
+    /* User created, updated; API key created and revoked by an admin; user deleted. */
+    char uid[25], path[128];
+    char *tok = user_with_key(&fx, "ev@a.test", "[{\"name\":\"Developer\"}]", uid);
+    json_t *k = expect(&fx, "POST", "/api/v1/api-keys", HOST_A, tok,
+                       "{\"description\":\"ev\",\"expiry\":\"P7D\"}", 201);
+    snprintf(path, sizeof path, "/api/v1/api-keys/%s", json_string_value(json_object_get(k, "id")));
+    json_decref(expect(&fx, "DELETE", path, HOST_A, fx.a.api_key, NULL, 204));
+    /* A refused change (email taken) writes no row. */
+    json_decref(expect(&fx, "POST", "/api/v1/users", HOST_A, fx.a.api_key,
+                       "{\"email\":\"EV@a.test\"}", 409));
+    snprintf(path, sizeof path, "/api/v1/users/%s", uid);
+    json_decref(expect(&fx, "DELETE", path, HOST_A, fx.a.api_key, NULL, 204));
+    /* Sign-ins, failed and good, go to the audit topic. */
+    char lb[512], *cookie = NULL, *csrf = NULL;
+    snprintf(lb, sizeof lb, "{\"email\":\"%s\",\"password\":\"wrong-password-1\"}", fx.a.user);
+    json_decref(expect(&fx, "POST", "/api/v1/identity/login", HOST_A, NULL, lb, 401));
+    login(&fx, &cookie, &csrf);
+    free(cookie);
+    free(csrf);
+    json_t *rows = outbox_drain(&fx);
+    static const char *const signins[] = {"com.tessera.v1.auth.login.failed",
+                                          "com.tessera.v1.auth.login.succeeded"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *r = row_of(rows, signins[i]);
+        ck_assert_msg(r != NULL, "no outbox row of type %s", signins[i]);
+        ck_assert_str_eq(json_string_value(json_object_get(r, "topic")), "tessera.audit");
+        ck_assert_str_eq(json_string_value(json_object_get(r, "user")), fx.a.user_id);
+    }
+    static const char *const want[] = {"com.tessera.v1.user.created", "com.tessera.v1.user.updated",
+                                       "com.tessera.v1.apikey.created",
+                                       "com.tessera.v1.apikey.revoked",
+                                       "com.tessera.v1.user.deleted"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        json_t *r = row_of(rows, want[i]);
+        ck_assert_msg(r != NULL, "no outbox row of type %s", want[i]);
+        ck_assert_str_eq(json_string_value(json_object_get(r, "topic")), "tessera.identity");
+        ck_assert_str_eq(json_string_value(json_object_get(r, "key")), fx.a.tenant_id);
+        ck_assert_str_eq(json_string_value(json_object_get(r, "tenant")), fx.a.tenant_id);
+        /* Events leave the service: no hash of any secret goes with them. */
+        ck_assert_ptr_null(strstr(json_string_value(json_object_get(r, "payload")), "\"hash\""));
+    }
+    ck_assert_str_eq(json_string_value(json_object_get(row_of(rows, want[4]), "subject")), uid);
+    ck_assert_str_eq(json_string_value(json_object_get(row_of(rows, want[3]), "user")),
+                     fx.a.user_id);
+    /* One row per committed change, each also handed to the in-process hook. */
+    ck_assert_uint_eq(json_array_size(rows), (size_t)(fx.audits - hooks));
+    json_decref(rows);
+    json_decref(k);
+    free(tok);
     fx_cleanup(&fx);
 }
 END_TEST
@@ -1812,6 +2110,9 @@ int main(void) {
     tcase_add_test(tc, test_authn_token_verifies_and_carries_principal);
     tcase_add_test(tc, test_jwt_verify_negative_matrix_is_401);
     tcase_add_test(tc, test_jwt_key_rotation_keeps_old_key_for_overlap_then_drops_it);
+    tcase_add_test(tc, test_minted_jwt_verifies_with_crypto_against_published_jwks);
+    tcase_add_test(tc, test_tenant_dek_created_on_create_and_shredded_on_delete);
+    tcase_add_test(tc, test_audit_outbox_rows_for_user_and_api_key_changes);
     suite_add_tcase(s, tc);
     tc = tcase_create("parts");
     tcase_add_test(tc, test_duration_parse_valid_and_invalid);

@@ -1,0 +1,148 @@
+/*
+ * pkg/engined: the engine service's glue between the QIX protocol (pkg/qix) and the
+ * associative engine (pkg/engine). It keeps apps (script, properties, persistent objects and
+ * the loaded data model, shared by every session of the app), serves the Doc, GenericObject
+ * and Field handle types, and decides tenancy: an app belongs to one tenant, and another
+ * tenant's app id answers exactly like a missing one. Layer: service above qix and engine.
+ */
+#ifndef TSR_ENGINED_H
+#define TSR_ENGINED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "core.h"
+#include "httpd.h"
+#include "qix.h"
+
+typedef struct tsr_engined tsr_engined_t;
+
+/* Where app content lives: one JSON document per app (id, tenantId, title, script,
+ * properties, persistent objects, reload facts). A small table of function pointers so the
+ * file implementation can move to pkg/blob (sealed with the tenant's key) without touching
+ * the rest. Thread safe. */
+typedef struct {
+    void *ud;
+    /* The app's document (returned-owned) when app_id exists for tenant_id; TSR_ENOTFOUND
+     * when it does not exist or belongs to another tenant (indistinguishable on purpose). */
+    tsr_err_t (*get)(void *ud, const char *tenant_id, const char *app_id, json_t **doc,
+                     tsr_error_t *err);
+    /* Create app_id for tenant_id with doc (borrowed): TSR_ECONFLICT when the id exists in
+     * any tenant (ids are global: the ingress routes by them). */
+    tsr_err_t (*create)(void *ud, const char *tenant_id, const char *app_id, const json_t *doc,
+                        tsr_error_t *err);
+    /* Replace the document of an existing app (borrowed), atomically. */
+    tsr_err_t (*put)(void *ud, const char *tenant_id, const char *app_id, const json_t *doc,
+                     tsr_error_t *err);
+    /* The app's data model file (pkg/engine's app file format), written atomically after a
+     * reload; get answers TSR_ENOTFOUND when there is none. *buf returned-owned (free()). */
+    tsr_err_t (*put_model)(void *ud, const char *tenant_id, const char *app_id, const uint8_t *buf,
+                           size_t n, tsr_error_t *err);
+    tsr_err_t (*get_model)(void *ud, const char *tenant_id, const char *app_id, uint8_t **buf,
+                           size_t *n, tsr_error_t *err);
+    /* The tenant's app ids (returned-owned JSON array of strings). */
+    tsr_err_t (*list)(void *ud, const char *tenant_id, json_t **ids, tsr_error_t *err);
+    void (*close)(void *ud);
+} tsr_engined_appstore_t;
+
+/* The file implementation: <root>/<appId>/app.json and model.tsra (written to a temporary
+ * file, fsynced, then renamed). The app's directory is created with mkdir, which is what makes an
+ * id belong to one tenant. root is created (0700) when missing. */
+tsr_err_t tsr_engined_appstore_files_open(const char *root, tsr_engined_appstore_t *out,
+                                          tsr_error_t *err);
+
+/* Who is asking: the ingress's principal headers (borrowed strings; roles may be NULL). */
+typedef struct {
+    const char *tenant_id;
+    const char *user_id;
+    const char *roles; /* "TenantAdmin,User" */
+} tsr_engined_principal_t;
+
+/* Actions on an app (bit set), as spaces names them. */
+enum {
+    TSR_ENGINED_READ = 1u << 0,
+    TSR_ENGINED_EDIT = 1u << 1,
+    TSR_ENGINED_RELOAD = 1u << 2,
+    TSR_ENGINED_ALL = 0x7u
+};
+
+/* Access decisions for apps (spaces keeps app records and roles). Thread safe. */
+typedef struct {
+    void *ud;
+    /* The caller's actions on app_id: TSR_ENOTFOUND when the app does not exist in the
+     * caller's tenant (or is invisible to the caller), TSR_OK with *actions (0: the app exists
+     * but the caller may do nothing: close 4203), TSR_EUNAVAILABLE when the decision cannot be
+     * made. */
+    tsr_err_t (*decide)(void *ud, const tsr_engined_principal_t *who, const char *app_id,
+                        unsigned *actions, tsr_error_t *err);
+    void (*close)(void *ud);
+} tsr_engined_access_t;
+
+/* Decisions from spaces: GET <base_url>/internal/v1/access?resource=app:<id> with the
+ * principal headers (libcurl, 5 s timeout). base_url is copied. */
+tsr_err_t tsr_engined_access_spaces_open(const char *base_url, tsr_engined_access_t *out,
+                                         tsr_error_t *err);
+
+typedef struct {
+    tsr_engined_appstore_t store; /* taken: closed by tsr_engined_destroy */
+    /* Taken. decide NULL: the app store alone decides (an app belongs to the tenant that
+     * created it; every action allowed). Set: apps exist when spaces says so, and the engine
+     * creates their content on first open. */
+    tsr_engined_access_t access;
+    /* Folder holding each tenant's data files: lib://DataFiles/<name> resolves to
+     * <data_root>/<tenantId>/<name>. Copied. */
+    const char *data_root;
+    /* Without an access hook only: opening an unknown app id creates it for the caller's
+     * tenant. Off: unknown ids close 4204. */
+    bool create_on_open;
+    /* Bytes of computed hypercubes and list objects kept for reuse across sessions with the
+     * same selection state (pkg/engine's result cache); 0: no cache. */
+    size_t cache_bytes;
+    /* Bytes of data models kept in memory (estimated); beyond it the models of apps without
+     * open sessions are unloaded, least recently used first (they load again from their model
+     * file on the next open). 0: no limit. */
+    size_t memory_bytes;
+} tsr_engined_opts_t;
+
+/* Create the service state. *out is returned-owned: tsr_engined_destroy after every session
+ * ended (after the httpd server stopped). */
+tsr_err_t tsr_engined_create(const tsr_engined_opts_t *opts, tsr_engined_t **out, tsr_error_t *err);
+void tsr_engined_destroy(tsr_engined_t *e); /* NULL: no-op */
+
+/* The QIX backend (check_app, open_doc, list_docs) over e; e must outlive every session. */
+tsr_qix_backend_t tsr_engined_backend(tsr_engined_t *e);
+
+/* The session user id the backend expects: "<tenantId>/<userId>" (returned-owned, free()).
+ * TSR_EUNAUTHENTICATED when either is empty or the tenant id is not [A-Za-z0-9._-]{1,128}. */
+tsr_err_t tsr_engined_principal_format(const char *tenant_id, const char *user_id, char **out,
+                                       tsr_error_t *err);
+
+/* tsr_qix_auth_fn: the principal from the X-Tsr-Tenant-Id and X-Tsr-User-Id headers that
+ * the ingress sets after authenticating the caller (and overwrites when a client sends
+ * them). Missing headers: TSR_EUNAUTHENTICATED (401 before the upgrade). ud: the
+ * tsr_engined_t (it remembers the caller's X-Tsr-Roles for access decisions) or NULL. */
+tsr_err_t tsr_engined_authenticate(void *ud, tsr_req_t *req, char **user_id, tsr_error_t *err);
+
+/* Apps whose model is in memory and the estimated bytes they hold (metrics, tests). Thread
+ * safe. */
+void tsr_engined_memory(tsr_engined_t *e, size_t *apps_loaded, size_t *bytes);
+
+/* Register the engine's REST routes: GET /api/v1/apps/{appId}/data/metadata (Qlik's data
+ * model metadata: tables, fields, rows, estimated bytes), with the same principal headers and
+ * access decisions as the WebSocket (404 for a missing or foreign app, 403 without read). */
+tsr_err_t tsr_engined_routes(tsr_httpd_t *h, tsr_engined_t *e, tsr_error_t *err);
+
+/* Create an app for a tenant (title may be NULL). TSR_ECONFLICT when the id is taken. */
+tsr_err_t tsr_engined_app_create(tsr_engined_t *e, const char *tenant_id, const char *app_id,
+                                 const char *title, tsr_error_t *err);
+
+/* Create the service from the knobs: app documents under $TSR_STATE_DIR/engine/apps, data
+ * files under $TSR_STATE_DIR/engine/datafiles/<tenantId>, access decisions from spaces at
+ * TSR_ENGINE_SPACES_URL (empty: http://127.0.0.1:(TSR_PORT+2); off: none),
+ * TSR_ENGINE_CREATE_ON_OPEN, TSR_ENGINE_CACHE_BYTES, TSR_ENGINE_MEMORY_BYTES. */
+tsr_err_t tsr_engined_create_from_config(tsr_engined_t **out, tsr_error_t *err);
+
+#endif

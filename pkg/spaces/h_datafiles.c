@@ -1,0 +1,802 @@
+/*
+ * pkg/spaces HTTP handlers for data files (/api/v1/data-files): multipart upload (part "File"
+ * with the bytes, part "Json" with {name, connectionId|spaceId, appId}), re-upload, metadata,
+ * download, list and delete. The bytes go to pkg/blob under `<tenant>/datafile/<id>/<version>`
+ * in bounded chunks, capped at the service's limit; the record is an item (resourceType
+ * "datafile") whose name is unique per space. A space's DataFiles connection id is the space
+ * id ("personal" for the personal space), so that the load script's lib://DataFiles/<name>
+ * resolves by (space, name).
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "spaces_int.h"
+
+#define CHUNK (64 * 1024) /* bytes handed to the blob writer per call */
+
+/* ---- multipart/form-data -------------------------------------------------------------------- */
+
+typedef struct {
+    const char *name;     /* form field name (arena) */
+    const char *filename; /* or NULL (arena) */
+    const char *data;     /* borrowed from the body */
+    size_t len;           /* bytes */
+} part_t;
+
+static const char *find(const char *hay, size_t n, const char *needle, size_t m) {
+    if (m == 0 || n < m) {
+        return NULL;
+    }
+    for (size_t i = 0; i + m <= n; i++) {
+        if (hay[i] == needle[0] && memcmp(hay + i, needle, m) == 0) {
+            return hay + i;
+        }
+    }
+    return NULL;
+}
+
+/* Value of param (e.g. name="x") inside one header line [p, end); arena copy or NULL. */
+static const char *header_param(tsr_req_t *req, const char *p, const char *end, const char *param) {
+    size_t pl = strlen(param);
+    for (const char *q = p; q + pl + 1 < end; q++) {
+        if ((q == p || q[-1] == ' ' || q[-1] == ';') && strncmp(q, param, pl) == 0 &&
+            q[pl] == '=') {
+            const char *v = q + pl + 1, *ve;
+            if (v < end && *v == '"') {
+                v++;
+                ve = v;
+                while (ve < end && *ve != '"') {
+                    ve++;
+                }
+            } else {
+                ve = v;
+                while (ve < end && *ve != ';' && *ve != ' ' && *ve != '\r') {
+                    ve++;
+                }
+            }
+            return tsr_arena_strndup(tsr_req_arena(req), v, (size_t)(ve - v));
+        }
+    }
+    return NULL;
+}
+
+/* Split the body into at most max parts. TSR_EUNSUPPORTEDMEDIA when not multipart,
+ * TSR_EINVAL when malformed. */
+static tsr_err_t multipart_parse(tsr_req_t *req, part_t *parts, size_t max, size_t *n,
+                                 tsr_error_t *err) {
+    const char *ct = tsr_req_header(req, "content-type");
+    size_t len = 0;
+    const char *body = tsr_req_body(req, &len);
+    *n = 0;
+    if (ct == NULL || strncmp(ct, "multipart/form-data", 19) != 0) {
+        return tsr_error_set(err, TSR_EUNSUPPORTEDMEDIA, "expected multipart/form-data");
+    }
+    const char *b = header_param(req, ct, ct + strlen(ct), "boundary");
+    if (b == NULL || b[0] == '\0' || strlen(b) > 70) {
+        return tsr_error_set(err, TSR_EINVAL, "multipart boundary missing or too long");
+    }
+    const char *delim = tsr_arena_printf(tsr_req_arena(req), "--%s", b);
+    const char *sep = tsr_arena_printf(tsr_req_arena(req), "\r\n--%s", b);
+    size_t dl = strlen(delim), sl = strlen(sep);
+    const char *p = find(body, len, delim, dl), *end = body + len;
+    if (p == NULL) {
+        return tsr_error_set(err, TSR_EINVAL, "multipart body without its boundary");
+    }
+    p += dl;
+    for (;;) {
+        if (end - p >= 2 && p[0] == '-' && p[1] == '-') {
+            return TSR_OK; /* the closing delimiter */
+        }
+        if (end - p < 2 || p[0] != '\r' || p[1] != '\n') {
+            return tsr_error_set(err, TSR_EINVAL, "malformed multipart delimiter");
+        }
+        p += 2;
+        const char *hend = find(p, (size_t)(end - p), "\r\n\r\n", 4);
+        if (hend == NULL || hend - p > 8192) {
+            return tsr_error_set(err, TSR_EINVAL, "malformed multipart part headers");
+        }
+        part_t part = {0};
+        for (const char *line = p; line < hend;) {
+            const char *le = find(line, (size_t)(hend - line), "\r\n", 2);
+            if (le == NULL) {
+                le = hend;
+            }
+            if ((size_t)(le - line) > 20 && strncasecmp(line, "content-disposition:", 20) == 0) {
+                part.name = header_param(req, line, le, "name");
+                part.filename = header_param(req, line, le, "filename");
+            }
+            line = le + 2;
+        }
+        const char *data = hend + 4;
+        const char *next = find(data, (size_t)(end - data), sep, sl);
+        if (next == NULL) {
+            return tsr_error_set(err, TSR_EINVAL, "multipart part without a closing boundary");
+        }
+        part.data = data;
+        part.len = (size_t)(next - data);
+        if (part.name != NULL) {
+            if (*n == max) {
+                return tsr_error_set(err, TSR_EINVAL, "too many multipart parts");
+            }
+            parts[(*n)++] = part;
+        }
+        p = next + sl;
+    }
+}
+
+static const part_t *part_get(const part_t *parts, size_t n, const char *name) {
+    for (size_t i = 0; i < n; i++) {
+        if (strcasecmp(parts[i].name, name) == 0) {
+            return &parts[i];
+        }
+    }
+    return NULL;
+}
+
+/* ---- helpers -------------------------------------------------------------------------------- */
+
+/* A data file name: 1..256 bytes of text, '/' separated folders, no empty, "." or ".."
+ * segment, no backslash. */
+static tsr_err_t check_name(const char *name, tsr_error_t *err) {
+    size_t n = name != NULL ? strlen(name) : 0;
+    if (n == 0 || n > TSR_SP__NAME_MAX) {
+        return tsr_error_set(err, TSR_EINVAL, "name must be 1..%d bytes", TSR_SP__NAME_MAX);
+    }
+    tsr_str_t s = tsr_str(name), seg;
+    while (tsr_str_next_tok(&s, '/', &seg)) {
+        if (seg.n == 0 || tsr_str_eq_cstr(seg, ".") || tsr_str_eq_cstr(seg, "..")) {
+            return tsr_error_set(err, TSR_EINVAL, "name has an empty, '.' or '..' folder");
+        }
+    }
+    if (name[n - 1] == '/') {
+        return tsr_error_set(err, TSR_EINVAL, "name must not end with '/'");
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        if (ch < 0x20 || ch == 0x7f || ch == '\\') {
+            return tsr_error_set(err, TSR_EINVAL, "name has control characters or '\\'");
+        }
+    }
+    return TSR_OK;
+}
+
+static const char *blob_key(tsr_sp__ctx_t *c, const char *id, int64_t version, char *key,
+                            size_t cap, tsr_error_t *err) {
+    if (tsr_blob_key_format(key, cap, c->tenant, "datafile", id,
+                            tsr_arena_printf(tsr_req_arena(c->req), "%lld", (long long)version),
+                            err) != TSR_OK) {
+        return NULL;
+    }
+    return key;
+}
+
+static tsr_err_t to_writer(void *ctx, const void *p, size_t n) {
+    tsr_error_t err;
+    return tsr_blob_writer_write(ctx, p, n, &err);
+}
+
+/* Write p[0..n) to the blob of (id, version) in chunks, sealed under the tenant's current DEK
+ * (a stream bound to tenant, "datafile", id and version) when the service has a KEK. *sealed
+ * tells which. Nothing is visible unless everything was written. */
+static tsr_err_t blob_write(tsr_sp__ctx_t *c, const char *id, int64_t version, const char *p,
+                            size_t n, bool *sealed, tsr_error_t *err) {
+    char key[TSR_BLOB_KEY_MAX + 1];
+    tsr_blob_writer_t *w = NULL;
+    tsr_sealer_t *sl = NULL;
+    tsr_keyring_t *kr = NULL;
+    tsr_err_t rc = TSR_OK;
+    /* Room for the stream header and one tag per segment (plus the final one). */
+    uint64_t cap = c->s->datafile_max + 64 + 16 * (c->s->datafile_max / CHUNK + 2);
+    *sealed = c->s->kek != NULL;
+    if (blob_key(c, id, version, key, sizeof key, err) == NULL) {
+        return err != NULL ? err->code : TSR_EINVAL;
+    }
+    if ((rc = tsr_blob_put_open(c->s->blobs, c->tenant, key, cap, &w, err)) != TSR_OK) {
+        return rc;
+    }
+    if (*sealed) {
+        tsr_seal_ad_t ad = {c->tenant, "datafile", id, (uint64_t)version};
+        rc = tsr_sp__keyring(c->s, c->tenant, false, &kr, err);
+        if (rc == TSR_OK) {
+            rc = tsr_crypto_sealer_create(kr, &ad, CHUNK, to_writer, w, &sl, err);
+        }
+    }
+    for (size_t off = 0; rc == TSR_OK && off < n; off += CHUNK) {
+        size_t k = n - off < CHUNK ? n - off : CHUNK;
+        rc = sl != NULL ? tsr_crypto_sealer_push(sl, p + off, k, err)
+                        : tsr_blob_writer_write(w, p + off, k, err);
+    }
+    if (rc == TSR_OK && sl != NULL) {
+        rc = tsr_crypto_sealer_finish(sl, err);
+    }
+    tsr_crypto_sealer_destroy(sl);
+    if (rc == TSR_OK) {
+        return tsr_blob_writer_commit(w, err);
+    }
+    tsr_blob_writer_abort(w);
+    return rc;
+}
+
+static tsr_err_t to_buf(void *ctx, const void *p, size_t n) {
+    return tsr_buf_append(ctx, p, n);
+}
+
+/* Read the content of a data file (doc) into out (capped at the service's limit), opening the
+ * sealed stream when the record says so. Plaintext reaches the caller only once the whole
+ * stream verified. */
+static tsr_err_t file_read_once(tsr_sp__ctx_t *c, const json_t *doc, bool reload, tsr_buf_t *out,
+                                tsr_error_t *err) {
+    char key[TSR_BLOB_KEY_MAX + 1];
+    tsr_blob_reader_t *r = NULL;
+    tsr_opener_t *op = NULL;
+    tsr_keyring_t *kr = NULL;
+    const char *id = json_string_value(json_object_get(doc, "id"));
+    int64_t version = json_integer_value(json_object_get(doc, "blobVersion"));
+    bool sealed = json_is_true(json_object_get(doc, "sealed"));
+    tsr_err_t rc = TSR_OK;
+    tsr_buf_reset(out);
+    if (blob_key(c, id, version, key, sizeof key, err) == NULL) {
+        return err != NULL ? err->code : TSR_EINVAL;
+    }
+    if ((rc = tsr_blob_get(c->s->blobs, c->tenant, key, &r, err)) != TSR_OK) {
+        return rc;
+    }
+    if (sealed) {
+        tsr_seal_ad_t ad = {c->tenant, "datafile", id, (uint64_t)version};
+        if (c->s->kek == NULL) {
+            rc = tsr_error_set(err, TSR_EUNAVAILABLE, "sealed data file but no KEK configured");
+        } else if ((rc = tsr_sp__keyring(c->s, c->tenant, reload, &kr, err)) == TSR_OK) {
+            rc = tsr_crypto_opener_create(kr, &ad, to_buf, out, &op, err);
+        }
+    }
+    while (rc == TSR_OK) {
+        char chunk[CHUNK];
+        size_t got = 0;
+        if ((rc = tsr_blob_reader_read(r, chunk, sizeof chunk, &got, err)) != TSR_OK || got == 0) {
+            break;
+        }
+        rc = op != NULL ? tsr_crypto_opener_push(op, chunk, got, err)
+                        : tsr_buf_append(out, chunk, got);
+        if (rc == TSR_ETOOBIG) {
+            rc = tsr_error_set(err, TSR_EINTERNAL, "stored data file exceeds the size limit");
+        }
+    }
+    if (rc == TSR_OK && op != NULL) {
+        rc = tsr_crypto_opener_finish(op, err);
+    }
+    tsr_crypto_opener_destroy(op);
+    tsr_blob_reader_destroy(r);
+    if (rc != TSR_OK) {
+        tsr_buf_reset(out);
+    }
+    return rc;
+}
+
+tsr_err_t tsr_sp__file_read(tsr_sp__ctx_t *c, const json_t *doc, tsr_buf_t *out, tsr_error_t *err) {
+    tsr_err_t rc = file_read_once(c, doc, false, out, err);
+    if (rc == TSR_ENOTFOUND && json_is_true(json_object_get(doc, "sealed"))) {
+        /* A key version this process has not loaded yet (rotated elsewhere), or the blob
+         * is really gone: reload the keyring once and try again. */
+        rc = file_read_once(c, doc, true, out, err);
+    }
+    return rc;
+}
+
+static void blob_drop(tsr_sp__ctx_t *c, const char *id, int64_t version) {
+    char key[TSR_BLOB_KEY_MAX + 1];
+    tsr_error_t e;
+    if (tsr_blob_key_format(key, sizeof key, c->tenant, "datafile", id,
+                            tsr_arena_printf(tsr_req_arena(c->req), "%lld", (long long)version),
+                            &e) != TSR_OK ||
+        tsr_blob_del(c->s->blobs, c->tenant, key, &e) != TSR_OK) {
+        tsr_log_ctx_t lc = {tsr_req_id(c->req), c->tenant, c->user};
+        tsr_log_warn(&lc, "data file %s: blob version %lld not deleted: %s", id, (long long)version,
+                     e.msg);
+    }
+}
+
+/* The upload's parts: bytes, and the Json part's fields. */
+typedef struct {
+    const part_t *file;
+    json_t *meta; /* owned; {} when there is no Json part */
+    const char *name;
+    const char *space;
+    bool space_given;
+    const char *app;
+} upload_t;
+
+static tsr_err_t upload_parse(tsr_sp__ctx_t *c, upload_t *u, part_t *parts, size_t max,
+                              tsr_error_t *err) {
+    size_t n = 0;
+    json_error_t je;
+    memset(u, 0, sizeof *u);
+    tsr_err_t rc = multipart_parse(c->req, parts, max, &n, err);
+    if (rc != TSR_OK) {
+        return rc;
+    }
+    u->file = part_get(parts, n, "File");
+    const part_t *j = part_get(parts, n, "Json");
+    if (u->file == NULL) {
+        return tsr_error_set(err, TSR_EINVAL, "the multipart part 'File' is required");
+    }
+    if ((uint64_t)u->file->len > c->s->datafile_max) {
+        return tsr_error_set(err, TSR_ETOOBIG, "data files are limited to %llu bytes",
+                             (unsigned long long)c->s->datafile_max);
+    }
+    if (j != NULL) {
+        if (j->len > 65536) {
+            return tsr_error_set(err, TSR_ETOOBIG, "the Json part is too large");
+        }
+        u->meta = json_loadb(j->data, j->len, JSON_REJECT_DUPLICATES, &je);
+        if (!json_is_object(u->meta)) {
+            return tsr_error_set(err, TSR_EINVAL, "the Json part is not a JSON object");
+        }
+    } else {
+        u->meta = json_object();
+    }
+    if ((rc = tsr_sp__str(u->meta, "name", false, TSR_SP__NAME_MAX, &u->name, err)) != TSR_OK ||
+        (rc = tsr_sp__str(u->meta, "appId", false, TSR_STORE_ID_MAX, &u->app, err)) != TSR_OK) {
+        return rc;
+    }
+    if (u->name == NULL) {
+        u->name = u->file->filename;
+    }
+    const char *sp = NULL, *conn = NULL;
+    if ((rc = tsr_sp__str(u->meta, "spaceId", false, TSR_STORE_ID_MAX, &sp, err)) != TSR_OK ||
+        (rc = tsr_sp__str(u->meta, "connectionId", false, TSR_STORE_ID_MAX, &conn, err)) !=
+            TSR_OK) {
+        return rc;
+    }
+    if (sp == NULL) {
+        sp = conn;
+    }
+    u->space_given = json_object_get(u->meta, "spaceId") != NULL ||
+                     json_object_get(u->meta, "connectionId") != NULL;
+    if (sp != NULL && (sp[0] == '\0' || strcmp(sp, TSR_SP__PERSONAL) == 0)) {
+        sp = NULL;
+    }
+    if (sp != NULL && !tsr_sp__is_id(sp)) {
+        return tsr_error_set(err, TSR_ENOTFOUND, "space or connection %s not found", sp);
+    }
+    u->space = sp;
+    return check_name(u->name, err);
+}
+
+/* ---- handlers ------------------------------------------------------------------------------- */
+
+tsr_err_t tsr_sp__h_df_upload(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    tsr_sp__ctx_t c;
+    part_t parts[8];
+    upload_t u = {0};
+    json_t *doc = NULL, *stored = NULL;
+    tsr_sp__event_t ev = {0};
+    char id[25];
+    bool blob_written = false;
+    tsr_err_t rc;
+    if ((rc = tsr_sp__ctx_init(&c, ud, req, err)) != TSR_OK ||
+        (rc = upload_parse(&c, &u, parts, 8, err)) != TSR_OK ||
+        (rc = tsr_sp__can_create_in(&c, u.space, err)) != TSR_OK) {
+        goto out;
+    }
+    const char *now = tsr_sp__now(req);
+    const char *scope = u.space != NULL ? u.space : TSR_SP__PERSONAL;
+    /* Personal spaces are per user: the unique key carries the owner there. */
+    const char *file_key =
+        tsr_arena_printf(tsr_req_arena(req), "%s/%s/%s", scope, u.space != NULL ? "" : c.user,
+                         tsr_sp__lower(req, u.name));
+    tsr_id_new(id);
+    doc =
+        json_pack("{ss ss ss ss ss ss ss sI sI ss ss ss ss ss}", "resourceType", "datafile", "name",
+                  u.name, "nameKey", tsr_sp__lower(req, u.name), "description", "", "fileKey",
+                  file_key, "scope", scope, "ownerId", c.user, "size", (json_int_t)u.file->len,
+                  "blobVersion", (json_int_t)1, "contentType", "application/octet-stream",
+                  "createdAt", now, "createdBy", c.user, "updatedAt", now, "updatedBy", c.user);
+    if (u.space != NULL) {
+        json_object_set_new(doc, "spaceId", json_string(u.space));
+    }
+    if (u.app != NULL) {
+        json_object_set_new(doc, "appId", json_string(u.app));
+    }
+    bool sealed = false;
+    if ((rc = blob_write(&c, id, 1, u.file->data, u.file->len, &sealed, err)) != TSR_OK) {
+        goto out;
+    }
+    blob_written = true;
+    json_object_set_new(doc, "sealed", json_boolean(sealed));
+    if ((rc = tsr_sp__event_make(&c, TSR_SP__T_APPS, "datafile", "created", id,
+                                 json_pack("{ss ss ss? ss sI}", "id", id, "name", u.name, "spaceId",
+                                           u.space, "ownerId", c.user, "size",
+                                           (json_int_t)u.file->len),
+                                 &ev, err)) != TSR_OK) {
+        goto out;
+    }
+    rc = tsr_store_doc_create(c.s->store, c.tenant, TSR_SP__C_ITEMS, id, doc, &ev.row, 1, &stored,
+                              err);
+    if (rc == TSR_ECONFLICT) {
+        rc =
+            tsr_error_set(err, TSR_ECONFLICT, "a data file named '%s' already exists here", u.name);
+    }
+    if (rc == TSR_OK) {
+        blob_written = false;
+        tsr_req_reply_json(req, 201, tsr_sp__datafile_view(&c, stored, TSR_SPACES_ALL));
+    }
+out:
+    if (blob_written) {
+        blob_drop(&c, id, 1);
+    }
+    tsr_sp__event_cleanup(&ev);
+    json_decref(u.meta);
+    json_decref(doc);
+    json_decref(stored);
+    return rc;
+}
+
+static tsr_err_t df_load(tsr_sp__ctx_t *c, json_t **doc, unsigned *a, tsr_error_t *err) {
+    const char *id = NULL;
+    *doc = NULL;
+    tsr_err_t rc = tsr_sp__path_id(c->req, "id", &id, err);
+    if (rc != TSR_OK) {
+        return rc;
+    }
+    return tsr_sp__item_get(c, id, "datafile", doc, a, err);
+}
+
+tsr_err_t tsr_sp__h_df_reupload(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    tsr_sp__ctx_t c;
+    part_t parts[8];
+    upload_t u = {0};
+    json_t *doc = NULL, *patch = NULL, *stored = NULL;
+    tsr_sp__event_t ev = {0};
+    unsigned a = 0;
+    int64_t ver = 0, old = 0;
+    bool blob_written = false;
+    tsr_err_t rc;
+    if ((rc = tsr_sp__ctx_init(&c, ud, req, err)) != TSR_OK ||
+        (rc = df_load(&c, &doc, &a, err)) != TSR_OK ||
+        (rc = tsr_sp__require(a, TSR_SPACES_EDIT, "data file", err)) != TSR_OK ||
+        (rc = upload_parse(&c, &u, parts, 8, err)) != TSR_OK) {
+        goto out;
+    }
+    const char *id = json_string_value(json_object_get(doc, "id"));
+    const char *space = json_string_value(json_object_get(doc, "spaceId"));
+    if (u.space_given && (u.space == NULL) != (space == NULL)) {
+        rc = tsr_error_set(err, TSR_EUNSUPPORTED, "moving a data file between spaces");
+        goto out;
+    }
+    if (u.space_given && u.space != NULL && strcmp(u.space, space) != 0) {
+        rc = tsr_error_set(err, TSR_EUNSUPPORTED, "moving a data file between spaces");
+        goto out;
+    }
+    old = json_integer_value(json_object_get(doc, "blobVersion"));
+    ver = old + 1;
+    const char *scope = space != NULL ? space : TSR_SP__PERSONAL;
+    const char *owner = json_string_value(json_object_get(doc, "ownerId"));
+    patch = json_pack("{ss ss ss sI sI ss ss}", "name", u.name, "nameKey",
+                      tsr_sp__lower(req, u.name), "fileKey",
+                      tsr_arena_printf(tsr_req_arena(req), "%s/%s/%s", scope,
+                                       space != NULL ? "" : owner, tsr_sp__lower(req, u.name)),
+                      "size", (json_int_t)u.file->len, "blobVersion", (json_int_t)ver, "updatedAt",
+                      tsr_sp__now(req), "updatedBy", c.user);
+    bool sealed = false;
+    if ((rc = blob_write(&c, id, ver, u.file->data, u.file->len, &sealed, err)) != TSR_OK) {
+        goto out;
+    }
+    blob_written = true;
+    json_object_set_new(patch, "sealed", json_boolean(sealed));
+    if ((rc = tsr_sp__event_make(&c, TSR_SP__T_APPS, "datafile", "updated", id,
+                                 json_pack("{ss ss ss? sI}", "id", id, "name", u.name, "spaceId",
+                                           space, "size", (json_int_t)u.file->len),
+                                 &ev, err)) != TSR_OK) {
+        goto out;
+    }
+    rc = tsr_store_doc_patch(c.s->store, c.tenant, TSR_SP__C_ITEMS, id,
+                             json_integer_value(json_object_get(doc, "version")), patch, &ev.row, 1,
+                             &stored, err);
+    if (rc == TSR_ECONFLICT) {
+        rc = tsr_error_set(err, TSR_ECONFLICT, "the name is taken or the file changed meanwhile");
+    }
+    if (rc == TSR_OK) {
+        blob_written = false;
+        blob_drop(&c, id, old);
+        tsr_req_reply_json(req, 201, tsr_sp__datafile_view(&c, stored, a));
+    }
+out:
+    if (blob_written) {
+        blob_drop(&c, json_string_value(json_object_get(doc, "id")), ver);
+    }
+    tsr_sp__event_cleanup(&ev);
+    json_decref(u.meta);
+    json_decref(doc);
+    json_decref(patch);
+    json_decref(stored);
+    return rc;
+}
+
+tsr_err_t tsr_sp__h_df_get(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    tsr_sp__ctx_t c;
+    json_t *doc = NULL;
+    unsigned a = 0;
+    tsr_err_t rc;
+    if ((rc = tsr_sp__ctx_init(&c, ud, req, err)) == TSR_OK &&
+        (rc = df_load(&c, &doc, &a, err)) == TSR_OK) {
+        tsr_req_reply_json(req, 200, tsr_sp__datafile_view(&c, doc, a));
+    }
+    json_decref(doc);
+    return rc;
+}
+
+/* Answer with the file's bytes as an attachment. */
+static void reply_file(tsr_sp__ctx_t *c, const json_t *doc, const tsr_buf_t *buf) {
+    /* The file name goes into a quoted header value: keep it to safe characters. */
+    const char *name = json_string_value(json_object_get(doc, "name"));
+    const char *base = strrchr(name, '/') != NULL ? strrchr(name, '/') + 1 : name;
+    char *safe = tsr_arena_strdup(tsr_req_arena(c->req), base);
+    for (char *p = safe; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f) {
+            *p = '_';
+        }
+    }
+    tsr_req_add_header(
+        c->req, "Content-Disposition",
+        tsr_arena_printf(tsr_req_arena(c->req), "attachment; filename=\"%s\"", safe));
+    tsr_req_reply_bytes(c->req, 200, "application/octet-stream", buf->data != NULL ? buf->data : "",
+                        buf->len);
+}
+
+tsr_err_t tsr_sp__h_df_content(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    tsr_sp__ctx_t c;
+    json_t *doc = NULL;
+    tsr_buf_t buf;
+    unsigned a = 0;
+    tsr_err_t rc;
+    tsr_buf_init(&buf, 0);
+    if ((rc = tsr_sp__ctx_init(&c, ud, req, err)) == TSR_OK &&
+        (rc = df_load(&c, &doc, &a, err)) == TSR_OK) {
+        buf.max = (size_t)c.s->datafile_max;
+        if ((rc = tsr_sp__file_read(&c, doc, &buf, err)) == TSR_OK) {
+            reply_file(&c, doc, &buf);
+        }
+    }
+    tsr_buf_cleanup(&buf);
+    json_decref(doc);
+    return rc;
+}
+
+/* The engine's way to lib://DataFiles/<name>: a file by (space, name) for the caller. */
+tsr_err_t tsr_sp__h_df_by_name(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    tsr_sp__ctx_t c;
+    json_t *key = NULL, *doc = NULL;
+    tsr_store_page_t page = {0};
+    tsr_buf_t buf;
+    unsigned a = 0;
+    tsr_err_t rc;
+    tsr_buf_init(&buf, 0);
+    if ((rc = tsr_sp__ctx_init(&c, ud, req, err)) != TSR_OK) {
+        goto out;
+    }
+    const char *space = tsr_req_query(req, "spaceId"), *name = tsr_req_query(req, "name");
+    if (space == NULL || name == NULL || (rc = check_name(name, err)) != TSR_OK) {
+        rc = rc != TSR_OK ? rc : tsr_error_set(err, TSR_EINVAL, "spaceId and name are required");
+        goto out;
+    }
+    bool personal = strcmp(space, TSR_SP__PERSONAL) == 0;
+    key = json_string(tsr_arena_printf(tsr_req_arena(req), "%s/%s/%s", space,
+                                       personal ? c.user : "", tsr_sp__lower(req, name)));
+    tsr_store_filter_t f = {"fileKey", TSR_STORE_EQ, key};
+    tsr_store_query_t q = {.filters = &f, .n_filters = 1, .limit = 1};
+    if ((rc = tsr_store_doc_list(c.s->store, c.tenant, TSR_SP__C_ITEMS, &q, &page, err)) !=
+        TSR_OK) {
+        goto out;
+    }
+    doc = json_incref(json_array_get(page.items, 0));
+    if (doc == NULL || (rc = tsr_sp__item_actions(&c, doc, &a, err)) != TSR_OK ||
+        (a & TSR_SPACES_READ) == 0) {
+        rc = rc != TSR_OK ? rc : tsr_error_set(err, TSR_ENOTFOUND, "data file %s not found", name);
+        goto out;
+    }
+    buf.max = (size_t)c.s->datafile_max;
+    if ((rc = tsr_sp__file_read(&c, doc, &buf, err)) == TSR_OK) {
+        reply_file(&c, doc, &buf);
+    }
+out:
+    tsr_store_page_cleanup(&page);
+    tsr_buf_cleanup(&buf);
+    json_decref(key);
+    json_decref(doc);
+    return rc;
+}
+
+tsr_err_t tsr_sp__h_df_del(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    tsr_sp__ctx_t c;
+    json_t *doc = NULL;
+    unsigned a = 0;
+    tsr_err_t rc;
+    if ((rc = tsr_sp__ctx_init(&c, ud, req, err)) == TSR_OK &&
+        (rc = df_load(&c, &doc, &a, err)) == TSR_OK &&
+        (rc = tsr_sp__require(a, TSR_SPACES_DELETE, "data file", err)) == TSR_OK &&
+        (rc = tsr_sp__item_delete(&c, doc, err)) == TSR_OK) {
+        tsr_req_reply_bytes(req, 204, NULL, "", 0);
+    }
+    json_decref(doc);
+    return rc;
+}
+
+typedef struct {
+    const char *name;
+    const char *app;
+    const char *not_owner;
+    bool personal_only;
+} df_filter_t;
+
+static bool df_keep(tsr_sp__ctx_t *c, json_t *doc, void *ud) {
+    df_filter_t *f = ud;
+    const char *owner = json_string_value(json_object_get(doc, "ownerId"));
+    if (f->name != NULL && strcmp(f->name, json_string_value(json_object_get(doc, "name"))) != 0) {
+        return false;
+    }
+    if (f->app != NULL) {
+        const char *app = json_string_value(json_object_get(doc, "appId"));
+        if (app == NULL || strcmp(app, f->app) != 0) {
+            return false;
+        }
+    }
+    if (f->not_owner != NULL && owner != NULL && strcmp(owner, f->not_owner) == 0) {
+        return false;
+    }
+    if (f->personal_only && (owner == NULL || strcmp(owner, c->user) != 0)) {
+        return false;
+    }
+    unsigned a = 0;
+    tsr_error_t e;
+    if (tsr_sp__item_actions(c, doc, &a, &e) != TSR_OK || (a & TSR_SPACES_READ) == 0) {
+        return false;
+    }
+    json_object_set_new(doc, "_actions", json_integer(a));
+    return true;
+}
+
+tsr_err_t tsr_sp__h_df_list(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    static const char *const SORTS[] = {"name", "createdAt", "updatedAt", "size", NULL};
+    tsr_sp__ctx_t c;
+    df_filter_t f = {0};
+    tsr_store_filter_t filters[4];
+    json_t *vals[4] = {NULL};
+    size_t nv = 0;
+    tsr_store_query_t q = {.filters = filters};
+    json_t *docs = NULL;
+    char *next = NULL;
+    size_t limit = 0;
+    tsr_err_t rc;
+    if ((rc = tsr_sp__ctx_init(&c, ud, req, err)) != TSR_OK ||
+        (rc = tsr_sp__parse_limit(req, &limit, err)) != TSR_OK ||
+        (rc = tsr_sp__parse_sort(req, SORTS, "name", false, &q, err)) != TSR_OK) {
+        goto out;
+    }
+    if (strcmp(q.sort, "name") == 0) {
+        q.sort = "nameKey";
+    }
+    vals[nv] = json_string("datafile");
+    filters[q.n_filters++] = (tsr_store_filter_t){"resourceType", TSR_STORE_EQ, vals[nv++]};
+    const char *conn = tsr_req_query(req, "connectionId");
+    if (conn == NULL) {
+        conn = tsr_req_query(req, "spaceId");
+    }
+    const char *all = tsr_req_query(req, "includeAllSpaces");
+    if (conn != NULL && strcmp(conn, TSR_SP__PERSONAL) != 0) {
+        vals[nv] = json_string(conn);
+        filters[q.n_filters++] = (tsr_store_filter_t){"spaceId", TSR_STORE_EQ, vals[nv++]};
+    } else if (conn != NULL || all == NULL || strcmp(all, "true") != 0) {
+        /* Qlik: without a connection the personal space is meant. */
+        vals[nv] = json_string(TSR_SP__PERSONAL);
+        filters[q.n_filters++] = (tsr_store_filter_t){"scope", TSR_STORE_EQ, vals[nv++]};
+        f.personal_only = true;
+    }
+    if (tsr_req_query(req, "ownerId") != NULL) {
+        vals[nv] = json_string(tsr_req_query(req, "ownerId"));
+        filters[q.n_filters++] = (tsr_store_filter_t){"ownerId", TSR_STORE_EQ, vals[nv++]};
+    }
+    f.name = tsr_req_query(req, "name");
+    f.app = tsr_req_query(req, "appId");
+    f.not_owner = tsr_req_query(req, "notOwnerId");
+    q.cursor = tsr_req_query(req, "page");
+    if ((rc = tsr_sp__list(&c, TSR_SP__C_ITEMS, &q, limit, df_keep, &f, &docs, &next, err)) !=
+        TSR_OK) {
+        goto out;
+    }
+    json_t *data = json_array();
+    size_t i;
+    json_t *d;
+    json_array_foreach(docs, i, d) {
+        unsigned a = (unsigned)json_integer_value(json_object_get(d, "_actions"));
+        json_array_append_new(data, tsr_sp__datafile_view(&c, d, a));
+    }
+    tsr_req_reply_json(
+        req, 200, json_pack("{so so}", "data", data, "links", tsr_sp__links(req, "page", next)));
+out:
+    for (size_t k = 0; k < nv; k++) {
+        json_decref(vals[k]);
+    }
+    json_decref(docs);
+    free(next);
+    return rc;
+}
+
+tsr_err_t tsr_sp__h_df_quotas(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    tsr_sp__ctx_t c;
+    tsr_err_t rc = tsr_sp__ctx_init(&c, ud, req, err);
+    if (rc == TSR_OK) {
+        tsr_req_reply_json(
+            req, 200,
+            json_pack("{sI sI sI sI s[ssssss] s[]}", "maxFileSize", (json_int_t)c.s->datafile_max,
+                      "maxLargeFileSize", (json_int_t)c.s->datafile_max, "maxSize", (json_int_t)-1,
+                      "size", (json_int_t)0, "allowedExtensions", ".csv", ".txt", ".tsv", ".json",
+                      ".qvd", ".xlsx", "allowedInternalExtensions"));
+    }
+    return rc;
+}
+
+static json_t *connection_view(tsr_sp__ctx_t *c, const char *space) {
+    const char *id = space != NULL ? space : TSR_SP__PERSONAL;
+    return json_pack(
+        "{ss ss ss ss ss ss}", "id", id, "name", "DataFiles", "type", "qix-datafiles", "spaceId",
+        space != NULL ? space : "", "connectStatement",
+        "CUSTOM CONNECT TO \"provider=qix-datafiles.exe;\"", "qri",
+        tsr_arena_printf(tsr_req_arena(c->req), "qdc:qix-datafiles:%s:%s", c->tenant, id));
+}
+
+static bool conn_keep(tsr_sp__ctx_t *c, json_t *doc, void *ud) {
+    (void)ud;
+    tsr_error_t e;
+    unsigned a = tsr_sp__space_actions(c, doc, &e);
+    return (a & TSR_SPACES_READ) != 0;
+}
+
+tsr_err_t tsr_sp__h_df_connections(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    tsr_sp__ctx_t c;
+    tsr_store_query_t q = {.sort = "createdAt"};
+    json_t *docs = NULL;
+    char *next = NULL;
+    size_t limit = 0;
+    tsr_err_t rc;
+    if ((rc = tsr_sp__ctx_init(&c, ud, req, err)) != TSR_OK ||
+        (rc = tsr_sp__parse_limit(req, &limit, err)) != TSR_OK) {
+        goto out;
+    }
+    const char *space = tsr_req_query(req, "spaceId");
+    json_t *data = json_array();
+    if (space != NULL && strcmp(space, TSR_SP__PERSONAL) != 0) {
+        const tsr_sp__acl_entry_t *e = NULL;
+        if ((rc = tsr_sp__acl_space(&c, space, &e, err)) != TSR_OK) {
+            json_decref(data);
+            goto out;
+        }
+        if ((tsr_sp__acl_actions(&c, e, TSR_SPACES_RES_SPACE) & TSR_SPACES_READ) != 0) {
+            json_array_append_new(data, connection_view(&c, space));
+        }
+    } else {
+        q.cursor = tsr_req_query(req, "page");
+        if (q.cursor == NULL) {
+            json_array_append_new(data, connection_view(&c, NULL));
+        }
+        if (space == NULL) {
+            rc = tsr_sp__list(&c, TSR_SP__C_SPACES, &q, limit, conn_keep, NULL, &docs, &next, err);
+            if (rc != TSR_OK) {
+                json_decref(data);
+                goto out;
+            }
+            size_t i;
+            json_t *d;
+            json_array_foreach(docs, i, d) {
+                json_array_append_new(
+                    data, connection_view(&c, json_string_value(json_object_get(d, "id"))));
+            }
+        }
+    }
+    tsr_req_reply_json(
+        req, 200, json_pack("{so so}", "data", data, "links", tsr_sp__links(req, "page", next)));
+out:
+    json_decref(docs);
+    free(next);
+    return rc;
+}
