@@ -2,7 +2,9 @@
  * bench/engine: timing harness for pkg/engine on the Sales model. bench_engine DIR [RUNS]
  * reloads DIR's CSV files (written by tsr-salesgen) through the load script, answers
  * Q1–Q7 (salesq.c) RUNS times each, and prints one JSON object: reload ms, per query the
- * median ms and the MD5 of the answer text, the process RSS (current and peak, MB).
+ * median ms, the first run's ms and the MD5 of the answer text, the process RSS (after the
+ * reload, after Q1-Q7, at the end and peak, MB). ENGINE_BENCH_ONLY=Qn answers one query and
+ * adds its CPU ms per run (profiling, A/B of two builds).
  * run.sh runs several processes and takes medians across them.
  */
 #include <stdio.h>
@@ -63,12 +65,20 @@ int main(int argc, char **argv) {
     printf("{\"rows\":%zu,\"reload_ms\":%.1f,\"rss_mb\":%.1f,\"queries\":{",
            tsr_engine_model_table_rows(m, st), reload_ms, rss_mb());
     double *ms = calloc((size_t)runs, sizeof *ms);
+    /* ENGINE_BENCH_ONLY=Q6 (profiling): answer that query only, then stop. */
+    const char *only = getenv("ENGINE_BENCH_ONLY");
     for (int q = 0; q < TSR_SALESQ_COUNT; q++) {
         char *answer = NULL, hex[33];
+        if (only != NULL && strcmp(only, tsr_salesq_names[q]) != 0)
+            continue;
+        /* The first run (answer text) also pays for anything built on first use (the
+         * first selection that reads a run index builds them). */
+        uint64_t f0 = tsr_mono_ns();
         if (tsr_salesq_run(m, q, &answer, &err) != TSR_OK) {
             fprintf(stderr, "%s: %s\n", tsr_salesq_names[q], err.msg);
             return 1;
         }
+        double first_ms = (double)(tsr_mono_ns() - f0) / 1e6;
         tsr_salesgen_md5_buf(answer, strlen(answer), hex);
         free(answer);
         for (int r = 0; r < runs; r++) {
@@ -79,10 +89,33 @@ int main(int argc, char **argv) {
             }
             ms[r] = (double)(tsr_mono_ns() - a) / 1e6;
         }
-        printf("%s\"%s\":{\"ms\":%.3f,\"md5\":\"%s\"}", q ? "," : "", tsr_salesq_names[q],
-               median(ms, (size_t)runs), hex);
+        printf("%s\"%s\":{\"ms\":%.3f,\"first_ms\":%.3f,\"md5\":\"%s\"}",
+               q && only == NULL ? "," : "", tsr_salesq_names[q], median(ms, (size_t)runs),
+               first_ms, hex);
     }
-    printf("}");
+    /* RSS once Q1-Q7 have run: includes the run indexes, built on first use. */
+    printf("},\"rss_queried_mb\":%.1f", rss_mb());
+    if (only != NULL) {
+        /* Process CPU time per run (threads included): steadier than wall time on a busy
+         * machine when comparing two builds. */
+        struct rusage r0, r1;
+        getrusage(RUSAGE_SELF, &r0);
+        for (int q = 0; q < TSR_SALESQ_COUNT; q++) {
+            if (strcmp(only, tsr_salesq_names[q]) != 0)
+                continue;
+            for (int r = 0; r < runs; r++)
+                tsr_salesq_run(m, q, NULL, &err);
+        }
+        getrusage(RUSAGE_SELF, &r1);
+        double cpu = (double)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec) * 1e3 +
+                     (double)(r1.ru_utime.tv_usec - r0.ru_utime.tv_usec) / 1e3 +
+                     (double)(r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) * 1e3 +
+                     (double)(r1.ru_stime.tv_usec - r0.ru_stime.tv_usec) / 1e3;
+        printf(",\"cpu_ms_per_run\":%.3f}\n", cpu / runs);
+        free(ms);
+        tsr_engine_model_destroy(m);
+        return 0;
+    }
     /* A cached repeat: the same cube on the same selection state, answered from the cache. */
     tsr_engine_cache_t *cache = tsr_engine_cache_create(64u << 20);
     tsr_engine_selection_t *sel = tsr_engine_selection_create(m);

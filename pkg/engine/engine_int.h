@@ -66,14 +66,33 @@ typedef struct {
     size_t n_rows;
 } tsr_engine__table_t;
 
+/* A run-length inverted index of one column (index.c): for every packed value v, its runs
+ * of consecutive rows as a varint stream of (gap since the end of v's previous run, run
+ * length). Built at finalize for key columns of large tables whose rows come in runs (a
+ * fact table's per-order keys), so a selection on few values touches only their rows. */
+typedef struct tsr_engine__runidx {
+    const uint64_t *words; /* the column's words when built (a stale index is never used) */
+    size_t n;              /* rows */
+    uint32_t n_vals;       /* packed values covered: 0 .. n_vals-1 */
+    uint64_t *off;         /* n_vals + 1 byte offsets into bytes */
+    uint32_t *cnt;         /* rows per packed value */
+    uint8_t *bytes;
+    size_t n_bytes;
+} tsr_engine__runidx_t;
+
 struct tsr_engine_model {
     tsr_engine__table_t *tables;
     size_t n_tables, cap_tables;
     tsr_engine__field_t *fields;
     size_t n_fields, cap_fields;
     bool finalized;
-    uint64_t version; /* unique per finalized model (cache fingerprints) */
-    atomic_long refs; /* references - 1 (calloc: one reference) */
+    uint64_t version;            /* unique per finalized model (cache fingerprints) */
+    atomic_long refs;            /* references - 1 (calloc: one reference) */
+    tsr_engine__runidx_t ***idx; /* per table (n_idx), per column: index or NULL */
+    uint32_t *idx_cols;          /* per table: columns when the index array was built */
+    size_t n_idx;
+    atomic_int idx_state; /* 0: built on first use (finalize), 1: built, 2: none */
+    size_t idx_min_rows;  /* for the build on first use */
 };
 
 /* ---- fields (field.c) ---- */
@@ -131,6 +150,43 @@ static inline uint32_t tsr_engine__unpack(const uint64_t *words, unsigned bits, 
     memcpy(&w, (const char *)words + (bit >> 3), sizeof w);
     return (uint32_t)((w >> (bit & 7)) & mask);
 }
+
+/* ---- run-length inverted indexes (index.c) ---- */
+/* Build the indexes of every eligible column (tables of at least min_rows rows; key columns
+ * whose average run is at least 2 rows) now. Replaces existing indexes. */
+void tsr_engine__index_build(tsr_engine_model_t *m, size_t min_rows);
+/* Free the indexes; none are built again (tests: answers without indexes). */
+void tsr_engine__index_drop(tsr_engine_model_t *m);
+/* Free the indexes; the first index_get builds them (finalize: a reload does not wait for
+ * indexes, the first selection that can use one pays for the build, once, thread safe). */
+void tsr_engine__index_lazy(tsr_engine_model_t *m, size_t min_rows);
+/* Default min_rows for finalize (tests may lower it; 0 keeps the default). */
+extern size_t tsr_engine__index_min_rows;
+/* Index of column c of table t, NULL when absent or stale. */
+const tsr_engine__runidx_t *tsr_engine__index_get(const tsr_engine_model_t *m, size_t t,
+                                                  uint32_t c);
+/* Rows holding any symbol of syms (bitset over symbols, n_syms of them). */
+uint64_t tsr_engine__index_count(const tsr_engine__runidx_t *ix, const uint64_t *syms,
+                                 size_t n_syms);
+/* OR the rows holding any symbol of syms into the row bitset out. */
+void tsr_engine__index_fill(const tsr_engine__runidx_t *ix, const uint64_t *syms, size_t n_syms,
+                            uint64_t *out);
+/* Decode one varint of an index stream. */
+static inline const uint8_t *tsr_engine__varint_get(const uint8_t *p, uint64_t *out) {
+    uint64_t x = 0;
+    unsigned shift = 0;
+    for (;;) {
+        uint8_t b = *p++;
+        x |= (uint64_t)(b & 0x7F) << shift;
+        if (b < 0x80)
+            break;
+        shift += 7;
+    }
+    *out = x;
+    return p;
+}
+/* Bytes held by the model's indexes. */
+size_t tsr_engine__index_bytes(const tsr_engine_model_t *m);
 
 /* ---- expressions (expr.c) ---- */
 typedef enum {

@@ -307,22 +307,47 @@ static void scan_batch_fused(part_t *p, const uint32_t *idx, size_t k, size_t ba
     const int32_t *ai = sc->fa, *bi = sc->fb;
     int64_t *ls = p->lane_sum;
     uint32_t *lc = p->lane_cnt;
-    for (size_t i = 0; i < k; i++) {
-        size_t r = base + idx[i];
-        uint32_t c = m0[tsr_engine__unpack(w0, b0, k0, r)];
-        if (m1 != NULL) {
-            uint32_t c1 = m1[tsr_engine__unpack(w1, b1, k1, r)];
-            c = c == FUSED_NONE || c1 == FUSED_NONE ? FUSED_NONE : c + c1;
+#define FUSED_ROW(r, i)                                                                            \
+    do {                                                                                           \
+        uint32_t c = m0[tsr_engine__unpack(w0, b0, k0, (r))];                                      \
+        if (m1 != NULL) {                                                                          \
+            uint32_t c1 = m1[tsr_engine__unpack(w1, b1, k1, (r))];                                 \
+            c = c == FUSED_NONE || c1 == FUSED_NONE ? FUSED_NONE : c + c1;                         \
+        }                                                                                          \
+        if (c == FUSED_NONE)                                                                       \
+            continue;                                                                              \
+        size_t slot = (size_t)c * LANES + ((i) & (LANES - 1));                                     \
+        lc[slot]++;                                                                                \
+        int32_t x = ai[tsr_engine__unpack(wa, ba, ka, (r))];                                       \
+        int32_t y = bi[tsr_engine__unpack(wb, bb, kb, (r))];                                       \
+        if (x != FUSED_NULL && y != FUSED_NULL)                                                    \
+            ls[slot] += (int64_t)x * y;                                                            \
+    } while (0)
+    if (k > 0 && idx[k - 1] - idx[0] == k - 1) {
+        /* Consecutive rows (no selection): no index indirection. */
+        const size_t r0 = base + idx[0];
+        if (m1 == NULL) {
+            for (size_t i = 0; i < k; i++) {
+                const size_t r = r0 + i;
+                uint32_t c = m0[tsr_engine__unpack(w0, b0, k0, r)];
+                if (c == FUSED_NONE)
+                    continue;
+                size_t slot = (size_t)c * LANES + (i & (LANES - 1));
+                lc[slot]++;
+                int32_t x = ai[tsr_engine__unpack(wa, ba, ka, r)];
+                int32_t y = bi[tsr_engine__unpack(wb, bb, kb, r)];
+                if (x != FUSED_NULL && y != FUSED_NULL)
+                    ls[slot] += (int64_t)x * y;
+            }
+            return;
         }
-        if (c == FUSED_NONE)
-            continue;
-        size_t slot = (size_t)c * LANES + (i & (LANES - 1));
-        lc[slot]++;
-        int32_t x = ai[tsr_engine__unpack(wa, ba, ka, r)];
-        int32_t y = bi[tsr_engine__unpack(wb, bb, kb, r)];
-        if (x != FUSED_NULL && y != FUSED_NULL)
-            ls[slot] += (int64_t)x * y;
+        for (size_t i = 0; i < k; i++)
+            FUSED_ROW(r0 + i, i);
+        return;
     }
+    for (size_t i = 0; i < k; i++)
+        FUSED_ROW(base + idx[i], i);
+#undef FUSED_ROW
 }
 
 /* Cells, row counts and aggregations of a batch of rows base + idx[0..k). */

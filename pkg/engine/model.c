@@ -18,6 +18,7 @@ tsr_engine_model_t *tsr_engine_model_create(void) {
 void tsr_engine_model_destroy(tsr_engine_model_t *m) {
     if (m == NULL)
         return;
+    tsr_engine__index_drop(m);
     for (size_t t = 0; t < m->n_tables; t++) {
         tsr_engine__table_t *tb = &m->tables[t];
         for (uint32_t c = 0; c < tb->n_cols; c++)
@@ -129,6 +130,7 @@ tsr_err_t tsr_engine_model_finalize(tsr_engine_model_t *m, tsr_error_t *err) {
                 pk->words = tsr_xcalloc(1, sizeof *pk->words);
         }
     }
+    tsr_engine__index_lazy(m, tsr_engine__index_min_rows);
     m->finalized = true;
     static atomic_ulong next_version = 1;
     m->version = (uint64_t)atomic_fetch_add(&next_version, 1);

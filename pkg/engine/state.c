@@ -366,11 +366,70 @@ static void filter_range(void *arg, size_t w0, size_t w1) {
     }
 }
 
+/* An index serves a constraint matching fewer than 1/INDEX_MAX_FRACTION of the rows. */
+#define INDEX_MAX_FRACTION 6
+
 /* Keep the rows of tb (all rows when *rows is NULL) that satisfy every constraint; *rows
  * becomes an owned bitset. */
 static void filter_rows(const tsr_engine_model_t *m, const tsr_engine__table_t *tb, uint64_t **rows,
-                        const constraint_t *cs, size_t n_cs) {
+                        const constraint_t *cs_in, size_t n_cs, constraint_t **pend,
+                        size_t *n_pend) {
     size_t n = tb->n_rows, nw = words_for(n);
+    constraint_t *local = NULL;
+    const constraint_t *cs = cs_in;
+    /* A constraint on an indexed column that holds few rows: start from its rows (read from
+     * the run index) instead of scanning the table, then check the others on those rows. */
+    {
+        size_t t = (size_t)(tb - m->tables), best = SIZE_MAX;
+        uint64_t best_rows = n / INDEX_MAX_FRACTION;
+        for (size_t k = 0; k < n_cs; k++) {
+            const tsr_engine__runidx_t *ix = tsr_engine__index_get(m, t, (uint32_t)cs[k].col);
+            if (ix == NULL)
+                continue;
+            uint64_t est =
+                tsr_engine__index_count(ix, cs[k].set, m->fields[tb->cols[cs[k].col].field].n_syms);
+            if (est < best_rows) {
+                best_rows = est;
+                best = k;
+            }
+        }
+        if (best != SIZE_MAX) {
+            uint64_t *seed = tsr_xcalloc(nw, sizeof *seed);
+            tsr_engine__index_fill(tsr_engine__index_get(m, t, (uint32_t)cs[best].col),
+                                   cs[best].set, m->fields[tb->cols[cs[best].col].field].n_syms,
+                                   seed);
+            if (*rows != NULL) {
+                for (size_t w = 0; w < nw; w++)
+                    seed[w] &= (*rows)[w];
+            }
+            free(*rows);
+            *rows = seed;
+            size_t k2 = 0;
+            local = tsr_xcalloc(n_cs, sizeof *local);
+            for (size_t k = 0; k < n_cs; k++) {
+                if (k != best)
+                    local[k2++] = cs[k];
+            }
+            if (k2 == 0) {
+                free(local);
+                return;
+            }
+            if (pend != NULL) {
+                /* Leave the others for later (prop_rows or a probe): copies of their sets. */
+                for (size_t k = 0; k < k2; k++) {
+                    size_t nsw = words_for(m->fields[tb->cols[local[k].col].field].n_syms);
+                    uint64_t *copy = tsr_xmalloc(nsw * sizeof *copy);
+                    memcpy(copy, local[k].set, nsw * sizeof *copy);
+                    local[k].set = copy;
+                }
+                *pend = local;
+                *n_pend = k2;
+                return;
+            }
+            cs = local;
+            n_cs = k2;
+        }
+    }
     uint64_t *out = tsr_xcalloc(nw, sizeof *out);
     uint64_t **pset = tsr_xcalloc(n_cs + 1, sizeof *pset);
     for (size_t k = 0; k < n_cs; k++) {
@@ -393,6 +452,7 @@ static void filter_rows(const tsr_engine_model_t *m, const tsr_engine__table_t *
     free(pset);
     free(*rows);
     *rows = out;
+    free(local);
 }
 
 typedef struct {
@@ -460,7 +520,10 @@ typedef struct {
     const forest_t *fo;
     uint64_t **rows; /* per table, owned; NULL: every row */
     bool *restricted;
-    bool *done; /* rows[t] is final */
+    bool *done;          /* rows[t] is final once its pending constraints are applied */
+    constraint_t **pend; /* per table: constraints not yet applied to rows[t] (sets owned);
+                            only roots, after an index gave their rows */
+    size_t *n_pend;
 } prop_t;
 
 static void propagate(prop_t *pr, const forest_t *fo, uint64_t *const *sel, size_t skip) {
@@ -469,6 +532,8 @@ static void propagate(prop_t *pr, const forest_t *fo, uint64_t *const *sel, size
     pr->rows = tsr_xcalloc(m->n_tables + 1, sizeof *pr->rows);
     pr->restricted = tsr_xcalloc(m->n_tables + 1, sizeof *pr->restricted);
     pr->done = tsr_xcalloc(m->n_tables + 1, sizeof *pr->done);
+    pr->pend = tsr_xcalloc(m->n_tables + 1, sizeof *pr->pend);
+    pr->n_pend = tsr_xcalloc(m->n_tables + 1, sizeof *pr->n_pend);
     uint64_t **rows = pr->rows;
     bool *restricted = pr->restricted;
     constraint_t *cs = tsr_xcalloc(TSR_ENGINE_MAX_FIELDS_PER_TABLE * 2, sizeof *cs);
@@ -494,7 +559,9 @@ static void propagate(prop_t *pr, const forest_t *fo, uint64_t *const *sel, size
             cs[n_cs++] = (constraint_t){col_of(tb, f), owned[n_owned++]};
         }
         if (n_cs > 0) {
-            filter_rows(m, tb, &rows[t], cs, n_cs);
+            bool root = fo->node[t].parent == SIZE_MAX;
+            filter_rows(m, tb, &rows[t], cs, n_cs, root ? &pr->pend[t] : NULL,
+                        root ? &pr->n_pend[t] : NULL);
             restricted[t] = true;
         }
         for (size_t k = 0; k < n_owned; k++)
@@ -506,23 +573,112 @@ static void propagate(prop_t *pr, const forest_t *fo, uint64_t *const *sel, size
     free(owned);
 }
 
-/* Final possible rows of table t (the down pass for t's path from its root, on demand). */
-static const uint64_t *prop_rows(prop_t *pr, size_t t) {
+/* Apply t's pending constraints to its rows. */
+static void prop_settle_pending(prop_t *pr, size_t t) {
+    if (pr->n_pend[t] == 0)
+        return;
+    const tsr_engine_model_t *m = pr->fo->m;
+    filter_rows(m, &m->tables[t], &pr->rows[t], pr->pend[t], pr->n_pend[t], NULL, NULL);
+    for (size_t k = 0; k < pr->n_pend[t]; k++)
+        free((uint64_t *)pr->pend[t][k].set);
+    free(pr->pend[t]);
+    pr->pend[t] = NULL;
+    pr->n_pend[t] = 0;
+}
+
+/* Symbols of the key column indexed by ix in table p, on p's rows that also satisfy p's
+ * pending constraints, restricted to the candidate symbols cand: read from the run index,
+ * stopping at the first qualifying row of each candidate. */
+static uint64_t *probe_syms(const prop_t *pr, size_t p, const tsr_engine__runidx_t *ix,
+                            const uint64_t *cand, size_t n_syms) {
+    const tsr_engine_model_t *m = pr->fo->m;
+    const tsr_engine__table_t *tb = &m->tables[p];
+    const uint64_t *rows = pr->rows[p];
+    const constraint_t *pc = pr->pend[p];
+    size_t npc = pr->n_pend[p];
+    uint64_t *set = tsr_xcalloc(words_for(n_syms), sizeof *set);
+    for (size_t w = 0; w * 64 < n_syms; w++) {
+        uint64_t x = cand[w];
+        while (x != 0) {
+            size_t sym = w * 64 + (unsigned)__builtin_ctzll(x);
+            x &= x - 1;
+            size_t v = sym + 1;
+            if (v >= ix->n_vals)
+                continue;
+            const uint8_t *q = ix->bytes + ix->off[v], *e = ix->bytes + ix->off[v + 1];
+            uint64_t r = 0;
+            bool found = false;
+            while (q < e && !found) {
+                uint64_t gap, len;
+                q = tsr_engine__varint_get(q, &gap);
+                q = tsr_engine__varint_get(q, &len);
+                r += gap;
+                for (size_t i = (size_t)r, end = (size_t)(r + len); i < end && !found;) {
+                    unsigned sh = (unsigned)(i & 63);
+                    size_t lim = end - i < 64 - sh ? end - i : 64 - sh;
+                    uint64_t bits = rows != NULL ? rows[i >> 6] >> sh : ~UINT64_C(0);
+                    if (lim < 64)
+                        bits &= (UINT64_C(1) << lim) - 1;
+                    while (bits != 0 && !found) {
+                        size_t row = i + (unsigned)__builtin_ctzll(bits);
+                        bits &= bits - 1;
+                        bool ok = true;
+                        for (size_t k = 0; k < npc && ok; k++) {
+                            uint32_t pv = tsr_engine__packed_get(&tb->cols[pc[k].col].data, row);
+                            ok = pv != 0 && bit_get(pc[k].set, pv - 1);
+                        }
+                        found = ok;
+                    }
+                    i += lim;
+                }
+                r += len;
+            }
+            if (found)
+                bit_set(set, sym);
+        }
+    }
+    return set;
+}
+
+/* Rows of t after the down pass from its root (computed on demand); pending constraints of
+ * t itself may remain (prop_rows applies them). */
+static void prop_down(prop_t *pr, size_t t) {
     if (pr->done[t])
-        return pr->rows[t];
+        return;
     const tsr_engine_model_t *m = pr->fo->m;
     size_t p = pr->fo->node[t].parent;
-    prop_rows(pr, p);
+    prop_down(pr, p);
     if (pr->restricted[p]) {
         uint32_t f = pr->fo->node[t].parent_field;
-        uint64_t *set =
-            column_syms(m, &m->tables[p], (uint32_t)col_of(&m->tables[p], f), pr->rows[p]);
-        constraint_t c = {col_of(&m->tables[t], f), set};
-        filter_rows(m, &m->tables[t], &pr->rows[t], &c, 1);
+        uint32_t cp = (uint32_t)col_of(&m->tables[p], f);
+        int32_t ct = col_of(&m->tables[t], f);
+        uint64_t *set = NULL;
+        const tsr_engine__runidx_t *ix = tsr_engine__index_get(m, p, cp);
+        size_t n_syms = m->fields[f].n_syms;
+        if (pr->n_pend[p] > 0 && ix != NULL && m->tables[t].n_rows <= m->tables[p].n_rows / 16) {
+            /* Only the keys t still has can matter: probe those in p's index instead of
+             * applying p's pending constraints to all of its rows. */
+            uint64_t *cand = column_syms(m, &m->tables[t], (uint32_t)ct, pr->rows[t]);
+            if (tsr_engine__index_count(ix, cand, n_syms) <= m->tables[p].n_rows / 2)
+                set = probe_syms(pr, p, ix, cand, n_syms);
+            free(cand);
+        }
+        if (set == NULL) {
+            prop_settle_pending(pr, p);
+            set = column_syms(m, &m->tables[p], cp, pr->rows[p]);
+        }
+        constraint_t c = {ct, set};
+        filter_rows(m, &m->tables[t], &pr->rows[t], &c, 1, NULL, NULL);
         pr->restricted[t] = true;
         free(set);
     }
     pr->done[t] = true;
+}
+
+/* Final possible rows of table t. */
+static const uint64_t *prop_rows(prop_t *pr, size_t t) {
+    prop_down(pr, t);
+    prop_settle_pending(pr, t);
     return pr->rows[t];
 }
 
@@ -532,6 +688,15 @@ static void prop_free(prop_t *pr, size_t n_tables) {
             free(pr->rows[t]);
     }
     free(pr->rows);
+    if (pr->pend != NULL) {
+        for (size_t t = 0; t < n_tables; t++) {
+            for (size_t k = 0; k < pr->n_pend[t]; k++)
+                free((uint64_t *)pr->pend[t][k].set);
+            free(pr->pend[t]);
+        }
+    }
+    free(pr->pend);
+    free(pr->n_pend);
     free(pr->restricted);
     free(pr->done);
     memset(pr, 0, sizeof *pr);

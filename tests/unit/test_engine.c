@@ -5,6 +5,7 @@
  * TSR_ENGINE_TEST_SMALL=1 (set for sanitizer runs) skips the 1.6M-row checks.
  */
 #include <check.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "engine_int.h"
 
 /* The generator lives in bench/engine; the test compiles it in. */
 #include "../../bench/engine/salesgen.c"
@@ -1407,6 +1409,207 @@ START_TEST(test_salesgen_dimension_md5_match_reference) {
 }
 END_TEST
 
+/* ---- run-length inverted indexes (index.c): identical answers with and without ---- */
+
+static uint32_t lcg_next(uint64_t *x) {
+    *x = *x * 6364136223846793005u + 1442695040888963407u;
+    return (uint32_t)(*x >> 33);
+}
+
+/* A snowflake whose fact rows come in orders (per-order customer and date), with a few long
+ * orders (runs over several words) and a few null keys. */
+static tsr_engine_model_t *runs_model(uint64_t seed) {
+    tsr_engine_model_t *m = tsr_engine_model_create();
+    tsr_error_t err = {0};
+    tsr_buf_t b;
+    tsr_buf_init(&b, 0);
+    tsr_buf_appendf(&b, "CustomerID,Country\n");
+    for (int c = 1; c <= 60; c++)
+        tsr_buf_appendf(&b, "%d,C%d\n", c, c % 7);
+    ck_assert(tsr_engine_model_load_csv_mem(m, "Customers", b.data, b.len, NULL, &err) == TSR_OK);
+    b.len = 0;
+    tsr_buf_appendf(&b, "Country,Region\n");
+    for (int c = 0; c < 7; c++)
+        tsr_buf_appendf(&b, "C%d,R%d\n", c, c % 3);
+    ck_assert(tsr_engine_model_load_csv_mem(m, "Countries", b.data, b.len, NULL, &err) == TSR_OK);
+    b.len = 0;
+    tsr_buf_appendf(&b, "OrderDate,Year,Month\n");
+    for (int d = 0; d < 40; d++)
+        tsr_buf_appendf(&b, "D%02d,%d,%d\n", d, 2020 + d / 12, 1 + d % 12);
+    ck_assert(tsr_engine_model_load_csv_mem(m, "Calendar", b.data, b.len, NULL, &err) == TSR_OK);
+    b.len = 0;
+    tsr_buf_appendf(&b, "ProductID,Category\n");
+    for (int p = 1; p <= 30; p++)
+        tsr_buf_appendf(&b, "%d,K%d\n", p, p % 5);
+    ck_assert(tsr_engine_model_load_csv_mem(m, "Products", b.data, b.len, NULL, &err) == TSR_OK);
+    b.len = 0;
+    tsr_buf_appendf(&b, "OrderID,OrderDate,CustomerID,ProductID,Quantity\n");
+    uint64_t x = seed;
+    for (int o = 1, rows = 0; rows < 6000; o++) {
+        uint32_t r = lcg_next(&x);
+        int lines = r % 50 == 0 ? 70 + (int)(r % 130) : 1 + (int)(r % 7);
+        uint32_t cu = lcg_next(&x) % 64, da = lcg_next(&x) % 42; /* some keys without a row */
+        for (int l = 0; l < lines; l++, rows++) {
+            char cust[16] = "", date[16] = "";
+            if (cu < 61)
+                snprintf(cust, sizeof cust, "%u", cu == 0 ? 1 : cu);
+            if (da < 41)
+                snprintf(date, sizeof date, "D%02u", da);
+            tsr_buf_appendf(&b, "%d,%s,%s,%u,%u\n", o, date, cust, 1 + lcg_next(&x) % 31,
+                            1 + lcg_next(&x) % 9);
+        }
+    }
+    ck_assert(tsr_engine_model_load_csv_mem(m, "Sales", b.data, b.len, NULL, &err) == TSR_OK);
+    tsr_buf_cleanup(&b);
+    size_t old = tsr_engine__index_min_rows;
+    tsr_engine__index_min_rows = 1000;
+    ck_assert_msg(tsr_engine_model_finalize(m, &err) == TSR_OK, "%s", err.msg);
+    tsr_engine__index_min_rows = old;
+    return m;
+}
+
+/* Everything a selection shows: every value's state, rows per table, a cube's cells. */
+static char *state_dump(const tsr_engine_model_t *m, const tsr_engine_selection_t *sel) {
+    tsr_engine_state_t *st = compute(m, sel);
+    tsr_buf_t b;
+    tsr_buf_init(&b, 0);
+    /* Cube first: it asks for the fact table's rows before any field's states. */
+    static const char *const qty[] = {"Sum(Quantity)", "Count(DISTINCT OrderID)"};
+    tsr_engine_hypercube_def_t d = {.dims = (const char *const[]){"Region", "Category"},
+                                    .n_dims = 2,
+                                    .measures = qty,
+                                    .n_measures = 2};
+    tsr_engine_hypercube_t *c = NULL;
+    tsr_error_t err;
+    ck_assert_int_eq(tsr_engine_hypercube_compute(m, st, &d, &c, &err), TSR_OK);
+    for (size_t r = 0; r < tsr_engine_hypercube_rows(c); r++) {
+        for (size_t k = 0; k < 4; k++) {
+            tsr_engine_dual_t v;
+            tsr_engine_hypercube_cell(c, r, k, &v);
+            tsr_buf_appendf(&b, "%.*s/%g,", (int)v.text_len, v.text, v.num);
+        }
+    }
+    tsr_engine_hypercube_destroy(c);
+    for (size_t f = 0; f < m->n_fields; f++) {
+        tsr_buf_appendf(&b, "\n%s:", m->fields[f].name);
+        for (size_t y = 0; y < tsr_engine_model_field_symbol_count(m, f); y++)
+            tsr_buf_appendf(&b, "%s ", tsr_engine_vstate_name(tsr_engine_state_value(st, f, y)));
+    }
+    for (size_t t = 0; t < tsr_engine_model_table_count(m); t++)
+        tsr_buf_appendf(&b, "\nrows %zu", tsr_engine_state_table_rows(st, t));
+    tsr_engine_state_destroy(st);
+    tsr_buf_append(&b, "", 1);
+    return b.data;
+}
+
+START_TEST(test_run_index_same_answers_as_scans_on_random_selections) {
+    tsr_engine_model_t *m = runs_model(7);
+    size_t t_sales = table_of(m, "Sales");
+    int32_t c_cust = -1, c_date = -1, c_prod = -1;
+    for (uint32_t c = 0; c < m->tables[t_sales].n_cols; c++) {
+        const char *name = m->fields[m->tables[t_sales].cols[c].field].name;
+        if (strcmp(name, "CustomerID") == 0)
+            c_cust = (int32_t)c;
+        else if (strcmp(name, "OrderDate") == 0)
+            c_date = (int32_t)c;
+        else if (strcmp(name, "ProductID") == 0)
+            c_prod = (int32_t)c;
+    }
+    /* Per-order keys are indexed; per-line ProductID (runs of one row) and OrderID (not a
+     * key) are not. */
+    ck_assert_ptr_nonnull(tsr_engine__index_get(m, t_sales, (uint32_t)c_cust));
+    ck_assert_ptr_nonnull(tsr_engine__index_get(m, t_sales, (uint32_t)c_date));
+    ck_assert_ptr_null(tsr_engine__index_get(m, t_sales, (uint32_t)c_prod));
+    ck_assert_uint_gt(tsr_engine__index_bytes(m), 0);
+    /* The index holds exactly each value's rows. */
+    const tsr_engine__runidx_t *ix = tsr_engine__index_get(m, t_sales, (uint32_t)c_cust);
+    size_t ns = m->fields[m->tables[t_sales].cols[c_cust].field].n_syms;
+    size_t nrows = m->tables[t_sales].n_rows;
+    for (size_t y = 0; y < ns; y++) {
+        uint64_t one[64] = {0};
+        one[y / 64] |= UINT64_C(1) << (y % 64);
+        uint64_t *rows = calloc(nrows / 64 + 2, sizeof *rows);
+        tsr_engine__index_fill(ix, one, ns, rows);
+        uint64_t n = 0;
+        for (size_t r = 0; r < nrows; r++) {
+            bool want = tsr_engine__packed_get(&m->tables[t_sales].cols[c_cust].data, r) == y + 1;
+            ck_assert_int_eq(want, (rows[r / 64] >> (r % 64)) & 1);
+            n += want;
+        }
+        ck_assert_uint_eq(n, tsr_engine__index_count(ix, one, ns));
+        free(rows);
+    }
+    static const char *const fields[] = {"Country",    "Region",    "Category",  "Year",    "Month",
+                                         "CustomerID", "OrderDate", "ProductID", "Quantity"};
+    uint64_t x = 99;
+    for (int it = 0; it < 150; it++) {
+        tsr_engine_selection_t *sel = tsr_engine_selection_create(m);
+        int nsel = 1 + (int)(lcg_next(&x) % 3);
+        for (int k = 0; k < nsel; k++) {
+            size_t f = field_of(m, fields[lcg_next(&x) % 9]);
+            size_t nv = tsr_engine_model_field_symbol_count(m, f);
+            size_t syms[8], n = 1 + lcg_next(&x) % (nv < 6 ? 2 : 6);
+            for (size_t j = 0; j < n; j++)
+                syms[j] = lcg_next(&x) % nv;
+            tsr_error_t err;
+            ck_assert_int_eq(tsr_engine_selection_select(sel, f, syms, n, false, &err), TSR_OK);
+        }
+        char *with = state_dump(m, sel);
+        tsr_engine__index_drop(m);
+        char *without = state_dump(m, sel);
+        tsr_engine__index_build(m, 1000);
+        size_t at = 0;
+        while (with[at] != '\0' && with[at] == without[at])
+            at++;
+        ck_assert_msg(with[at] == without[at], "iteration %d differs at %zu: '%.80s' vs '%.80s'",
+                      it, at, with + at, without + at);
+        free(with);
+        free(without);
+        tsr_engine_selection_destroy(sel);
+    }
+    tsr_engine_model_destroy(m);
+}
+END_TEST
+
+typedef struct {
+    const tsr_engine_model_t *m;
+    const tsr_engine_selection_t *sel;
+    char *out;
+} dump_job_t;
+
+static void *dump_run(void *arg) {
+    dump_job_t *j = arg;
+    j->out = state_dump(j->m, j->sel);
+    return NULL;
+}
+
+START_TEST(test_run_index_built_once_on_first_use_from_two_threads) {
+    tsr_engine_model_t *m = runs_model(11);
+    /* Finalize leaves the build for first use. */
+    ck_assert_int_eq(atomic_load(&m->idx_state), 0);
+    tsr_engine_selection_t *sel = tsr_engine_selection_create(m);
+    size_t ys[] = {3};
+    tsr_error_t err;
+    ck_assert_int_eq(
+        tsr_engine_selection_select(sel, field_of(m, "CustomerID"), ys, 1, false, &err), TSR_OK);
+    dump_job_t a = {m, sel, NULL}, b = {m, sel, NULL};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, dump_run, &b), 0);
+    dump_run(&a);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(atomic_load(&m->idx_state), 1);
+    ck_assert_str_eq(a.out, b.out);
+    tsr_engine__index_drop(m);
+    char *without = state_dump(m, sel);
+    ck_assert_str_eq(a.out, without);
+    free(a.out);
+    free(b.out);
+    free(without);
+    tsr_engine_selection_destroy(sel);
+    tsr_engine_model_destroy(m);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("engine");
     TCase *tm = tcase_create("model");
@@ -1448,6 +1651,8 @@ int main(void) {
     tcase_add_test(tst, test_state_middle_key_selection_alternatives_and_selected_excluded);
     tcase_add_test(tst, test_listobject_states_frequency_sort_and_paging);
     tcase_add_test(tst, test_search_wildcards_numeric_conditions_and_word_prefix);
+    tcase_add_test(tst, test_run_index_same_answers_as_scans_on_random_selections);
+    tcase_add_test(tst, test_run_index_built_once_on_first_use_from_two_threads);
     suite_add_tcase(s, tst);
     TCase *tc = tcase_create("hypercube");
     tcase_add_test(tc, test_hypercube_aggregations_nulls_and_totals);

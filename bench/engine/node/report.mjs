@@ -33,7 +33,7 @@ for (const [k, label] of [['open_ms', 'app-file open ms'], ['cached_ms', 'cached
     console.log(`${label.padEnd(36)} ${f(line(k, k, tsr), 11, k === 'cached_ms' ? 4 : 1)}`);
   }
 }
-console.log(`RSS MB: Tessera loaded ${f(line('rss', 'rss_mb', tsr), 0, 1)} (peak ${f(line('peak', 'peak_rss_mb', tsr), 0, 1)}), DuckDB node process ${f(line('d', 'rss_mb', duck), 0, 1)}`);
+console.log(`RSS MB: Tessera loaded ${f(line('rss', 'rss_mb', tsr), 0, 1)}${tsr[0].rss_queried_mb !== undefined ? `, after Q1-Q7 ${f(line('rq', 'rss_queried_mb', tsr), 0, 1)}` : ''} (peak ${f(line('peak', 'peak_rss_mb', tsr), 0, 1)}), DuckDB node process ${f(line('d', 'rss_mb', duck), 0, 1)}`);
 if (!ok) {
   console.log('ERROR: answers differ');
   process.exit(1);
