@@ -6,12 +6,9 @@
  * store lease), and runs pkg/identity behind the HTTP runtime: health, readiness (the store
  * answers), metrics and its routes.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "config.h"
 #include "events.h"
@@ -20,106 +17,19 @@
 #include "log.h"
 #include "store_events.h"
 
-#define RELAY_LEASE "events.outbox.relay"
-#define RELAY_LEASE_TTL_MS 15000
-
 typedef struct {
     tsr_store_t *store; /* borrowed from identity (which owns it) for the relay */
     tsr_identity_t *identity;
-    tsr_events_producer_t *producer;
-    tsr_events_relay_t *relay;
-    tsr_events_outbox_t outbox;
-    pthread_t lease_thread;
-    bool lease_running;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool stopping;
-    char owner[128];
+    tsr_store_events_relayer_t *relayer;
 } app_t;
-
-/* Holds the relay lease: starts the relay while held, stops it when lost, retries otherwise. */
-static void *lease_main(void *arg) {
-    app_t *a = arg;
-    tsr_store_lease_t lease = {0};
-    bool held = false;
-    pthread_mutex_lock(&a->mu);
-    while (!a->stopping) {
-        pthread_mutex_unlock(&a->mu);
-        tsr_error_t err;
-        tsr_err_t rc = held ? tsr_store_lease_renew(a->store, &lease, RELAY_LEASE_TTL_MS, &err)
-                            : tsr_store_lease_acquire(a->store, RELAY_LEASE, a->owner,
-                                                      RELAY_LEASE_TTL_MS, &lease, &err);
-        if (rc == TSR_OK && !held) {
-            held = true;
-            if (tsr_events_relay_start(a->relay, &err) != TSR_OK) {
-                tsr_log_error(NULL, "outbox relay: %s", err.msg);
-            } else {
-                tsr_log_info(NULL, "outbox relay started (lease token %llu)",
-                             (unsigned long long)lease.token);
-            }
-        } else if (rc != TSR_OK && held) {
-            held = false;
-            tsr_events_relay_stop(a->relay);
-            tsr_log_warn(NULL, "outbox relay lease lost: %s", err.msg);
-        }
-        pthread_mutex_lock(&a->mu);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += RELAY_LEASE_TTL_MS / 3000;
-        if (!a->stopping) {
-            pthread_cond_timedwait(&a->cv, &a->mu, &ts);
-        }
-    }
-    pthread_mutex_unlock(&a->mu);
-    if (held) {
-        tsr_error_t err;
-        tsr_events_relay_stop(a->relay);
-        (void)tsr_store_lease_release(a->store, &lease, &err);
-    }
-    return NULL;
-}
-
-static void relay_setup(app_t *a) {
-    char *bootstrap = NULL;
-    tsr_error_t err;
-    if (tsr_events_bootstrap_resolve(&bootstrap, &err) != TSR_OK) {
-        tsr_log_warn(NULL, "no Kafka broker configured: events stay in the outbox (%s)", err.msg);
-        return;
-    }
-    tsr_events_producer_opts_t po = {.bootstrap = bootstrap, .client_id = "tessera-identity"};
-    a->outbox = tsr_store_events_outbox(a->store);
-    if (tsr_events_producer_create(&po, &a->producer, &err) != TSR_OK ||
-        tsr_events_relay_create(a->producer, &a->outbox, NULL, &a->relay, &err) != TSR_OK) {
-        tsr_log_error(NULL, "outbox relay not started: %s", err.msg);
-        free(bootstrap);
-        return;
-    }
-    free(bootstrap);
-    char host[64] = "host";
-    (void)gethostname(host, sizeof host - 1);
-    snprintf(a->owner, sizeof a->owner, "identity@%s:%ld", host, (long)getpid());
-    if (pthread_create(&a->lease_thread, NULL, lease_main, a) == 0) {
-        a->lease_running = true;
-    }
-}
 
 static void teardown(void *ud) {
     app_t *a = ud;
     if (a == NULL) {
         return;
     }
-    if (a->lease_running) {
-        pthread_mutex_lock(&a->mu);
-        a->stopping = true;
-        pthread_cond_signal(&a->cv);
-        pthread_mutex_unlock(&a->mu);
-        pthread_join(a->lease_thread, NULL);
-    }
-    tsr_events_relay_destroy(a->relay);
-    tsr_events_producer_destroy(a->producer);
+    tsr_store_events_relayer_stop(a->relayer);
     tsr_identity_destroy(a->identity);
-    pthread_mutex_destroy(&a->mu);
-    pthread_cond_destroy(&a->cv);
     free(a);
 }
 
@@ -146,8 +56,6 @@ static tsr_err_t setup(tsr_httpd_opts_t *opts, void **ud, tsr_error_t *err) {
     io.jwt_ttl_s = (uint32_t)jwt_ttl;
     io.jwt_rotate_s = (uint32_t)jwt_rotate;
     app_t *a = tsr_xcalloc(1, sizeof *a);
-    pthread_mutex_init(&a->mu, NULL);
-    pthread_cond_init(&a->cv, NULL);
     a->store = io.store;
     if ((rc = tsr_identity_create(&io, &a->identity, err)) != TSR_OK) {
         teardown(a);
@@ -159,7 +67,10 @@ static tsr_err_t setup(tsr_httpd_opts_t *opts, void **ud, tsr_error_t *err) {
     opts->rate_per_min = 0;
     opts->on_ready = tsr_identity_ready;
     opts->ready_ud = a->identity;
-    relay_setup(a);
+    if ((rc = tsr_store_events_relayer_start(a->store, "identity", &a->relayer, err)) != TSR_OK) {
+        teardown(a);
+        return rc;
+    }
     *ud = a;
     return TSR_OK;
 }

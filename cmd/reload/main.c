@@ -5,12 +5,10 @@
  * outbox relay under the shared relay lease and the consumer of reload results when a broker
  * is configured, and runs the HTTP routes behind the service runtime.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -20,83 +18,29 @@
 #include "reload.h"
 #include "store_events.h"
 
-#define RELAY_LEASE "events.outbox.relay" /* shared with every service's relay */
-#define RELAY_LEASE_TTL_MS 15000
-
 typedef struct {
     tsr_store_t *store;
     tsr_reload_t *reload;
     tsr_reload_consumer_t *results;
-    tsr_events_producer_t *producer;
-    tsr_events_relay_t *relay;
-    tsr_events_outbox_t outbox;
-    pthread_t lease_thread;
-    bool lease_running;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool stopping;
+    tsr_store_events_relayer_t *relayer;
     char owner[128];
 } app_t;
 
-/* Holds the relay lease: starts the relay while held, stops it when lost. */
-static void *lease_main(void *arg) {
-    app_t *a = arg;
-    tsr_store_lease_t lease = {0};
-    bool held = false;
-    pthread_mutex_lock(&a->mu);
-    while (!a->stopping) {
-        pthread_mutex_unlock(&a->mu);
-        tsr_error_t err;
-        tsr_err_t rc = held ? tsr_store_lease_renew(a->store, &lease, RELAY_LEASE_TTL_MS, &err)
-                            : tsr_store_lease_acquire(a->store, RELAY_LEASE, a->owner,
-                                                      RELAY_LEASE_TTL_MS, &lease, NULL);
-        snprintf(lease.name, sizeof lease.name, "%s", RELAY_LEASE);
-        if (rc == TSR_OK && !held) {
-            held = true;
-            if (tsr_events_relay_start(a->relay, &err) == TSR_OK) {
-                tsr_log_info(NULL, "outbox relay started (lease token %llu)",
-                             (unsigned long long)lease.token);
-            }
-        } else if (rc != TSR_OK && held) {
-            held = false;
-            tsr_events_relay_stop(a->relay);
-            tsr_log_warn(NULL, "outbox relay lease lost");
-        }
-        pthread_mutex_lock(&a->mu);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += RELAY_LEASE_TTL_MS / 3000;
-        if (!a->stopping) {
-            pthread_cond_timedwait(&a->cv, &a->mu, &ts);
-        }
+static tsr_err_t events_setup(app_t *a, tsr_error_t *err) {
+    tsr_err_t rc = tsr_store_events_relayer_start(a->store, "reload", &a->relayer, err);
+    if (rc != TSR_OK) {
+        return rc;
     }
-    pthread_mutex_unlock(&a->mu);
-    if (held) {
-        tsr_events_relay_stop(a->relay);
-        (void)tsr_store_lease_release(a->store, &lease, NULL);
-    }
-    return NULL;
-}
-
-static void events_setup(app_t *a) {
     char *bootstrap = NULL;
-    tsr_error_t err;
-    if (tsr_events_bootstrap_resolve(&bootstrap, &err) != TSR_OK) {
-        tsr_log_warn(NULL, "no Kafka broker configured: events stay in the outbox (%s)", err.msg);
-        return;
+    tsr_error_t berr = {0};
+    if (tsr_events_bootstrap_resolve(&bootstrap, &berr) != TSR_OK) {
+        return TSR_OK; /* no broker: the relayer said so; results arrive when one exists */
     }
-    tsr_events_producer_opts_t po = {.bootstrap = bootstrap, .client_id = "tessera-reload"};
-    a->outbox = tsr_store_events_outbox(a->store);
-    if (tsr_events_producer_create(&po, &a->producer, &err) != TSR_OK ||
-        tsr_events_relay_create(a->producer, &a->outbox, NULL, &a->relay, &err) != TSR_OK) {
-        tsr_log_error(NULL, "outbox relay not started: %s", err.msg);
-    } else if (pthread_create(&a->lease_thread, NULL, lease_main, a) == 0) {
-        a->lease_running = true;
-    }
-    if (tsr_reload_results_start(a->reload, bootstrap, &a->results, &err) != TSR_OK) {
-        tsr_log_error(NULL, "reload results consumer not started: %s", err.msg);
+    if (tsr_reload_results_start(a->reload, bootstrap, &a->results, &berr) != TSR_OK) {
+        tsr_log_error(NULL, "reload results consumer not started: %s", berr.msg);
     }
     free(bootstrap);
+    return TSR_OK;
 }
 
 static void teardown(void *ud) {
@@ -104,23 +48,13 @@ static void teardown(void *ud) {
     if (a == NULL) {
         return;
     }
-    if (a->lease_running) {
-        pthread_mutex_lock(&a->mu);
-        a->stopping = true;
-        pthread_cond_signal(&a->cv);
-        pthread_mutex_unlock(&a->mu);
-        pthread_join(a->lease_thread, NULL);
-    }
+    tsr_store_events_relayer_stop(a->relayer);
     tsr_reload_consumer_stop(a->results);
     if (a->reload != NULL) {
         tsr_reload_scheduler_stop(a->reload);
     }
-    tsr_events_relay_destroy(a->relay);
-    tsr_events_producer_destroy(a->producer);
     tsr_reload_destroy(a->reload);
     tsr_store_destroy(a->store);
-    pthread_mutex_destroy(&a->mu);
-    pthread_cond_destroy(&a->cv);
     free(a);
 }
 
@@ -129,8 +63,6 @@ static tsr_err_t setup(tsr_httpd_opts_t *opts, void **ud, tsr_error_t *err) {
     size_t n = 0;
     tsr_err_t rc;
     app_t *a = tsr_xcalloc(1, sizeof *a);
-    pthread_mutex_init(&a->mu, NULL);
-    pthread_cond_init(&a->cv, NULL);
     char host[64] = "host";
     (void)gethostname(host, sizeof host - 1);
     snprintf(a->owner, sizeof a->owner, "reload@%s:%ld", host, (long)getpid());
@@ -184,7 +116,10 @@ static tsr_err_t setup(tsr_httpd_opts_t *opts, void **ud, tsr_error_t *err) {
         teardown(a);
         return rc;
     }
-    events_setup(a);
+    if ((rc = events_setup(a, err)) != TSR_OK) {
+        teardown(a);
+        return rc;
+    }
     opts->on_ready = tsr_reload_ready;
     opts->ready_ud = a->reload;
     opts->on_principal = tsr_reload_principal;
