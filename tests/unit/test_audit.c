@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "openapi_check.h"
 #include "audit.h"
 #include "audit_int.h"
 #include "log.h"
@@ -965,46 +966,7 @@ START_TEST(test_key_rotation_old_key_still_verifies) {
 END_TEST
 
 START_TEST(test_routes_and_openapi_cover_each_other) {
-    FILE *f = fopen(TSR_SOURCE_DIR "/api/openapi/audit.yaml", "r");
-    ck_assert_ptr_nonnull(f);
-    char line[512], path[256] = "", ops[32][300];
-    size_t nops = 0;
-    bool in_paths = false;
-    while (fgets(line, sizeof line, f) != NULL) {
-        if (strncmp(line, "paths:", 6) == 0) {
-            in_paths = true;
-        } else if (in_paths && line[0] != ' ' && line[0] != '\n') {
-            in_paths = false;
-        } else if (in_paths && strncmp(line, "  /", 3) == 0) {
-            snprintf(path, sizeof path, "%.*s", (int)strcspn(line + 2, ":"), line + 2);
-        } else if (in_paths && strncmp(line, "    ", 4) == 0 && line[4] != ' ') {
-            const char *ms[] = {"get:", "post:", "patch:", "delete:", "put:"};
-            for (size_t i = 0; i < 5; i++) {
-                if (strncmp(line + 4, ms[i], strlen(ms[i])) == 0) {
-                    ck_assert_uint_lt(nops, 32);
-                    snprintf(ops[nops], sizeof ops[nops], "%.*s %s", (int)strlen(ms[i]) - 1, ms[i],
-                             path);
-                    for (char *c = ops[nops]; *c != ' '; c++) {
-                        *c = (char)(*c - 'a' + 'A');
-                    }
-                    nops++;
-                }
-            }
-        }
-    }
-    fclose(f);
-    size_t nroutes = 0;
-    const char *m, *pat;
-    for (; tsr_audit__route_at(nroutes, &m, &pat); nroutes++) {
-        char want[300];
-        snprintf(want, sizeof want, "%s %s", m, pat);
-        bool found = false;
-        for (size_t i = 0; i < nops && !found; i++) {
-            found = strcmp(ops[i], want) == 0;
-        }
-        ck_assert_msg(found, "route %s is not in api/openapi/audit.yaml", want);
-    }
-    ck_assert_uint_eq(nops, nroutes);
+    tsr_test_routes_match_openapi(TSR_SOURCE_DIR "/api/openapi/audit.yaml", tsr_audit__route_at);
 }
 END_TEST
 

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "openapi_check.h"
 #include "reload.h"
 #include "reload_int.h"
 
@@ -1424,40 +1425,7 @@ END_TEST
 /* ---- contract: routes and api/openapi/reload.yaml -------------------------------------------- */
 
 START_TEST(test_routes_match_openapi) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/api/openapi/reload.yaml", TSR_SOURCE_DIR);
-    FILE *f = fopen(path, "r");
-    ck_assert_msg(f != NULL, "missing %s", path);
-    static char spec[256 * 1024];
-    size_t n = fread(spec, 1, sizeof spec - 1, f);
-    spec[n] = '\0';
-    fclose(f);
-    const char *m, *p;
-    size_t routes = 0;
-    for (size_t i = 0; tsr_reload_route_at(i, &m, &p); i++) {
-        char needle[256], lower[8];
-        size_t k;
-        for (k = 0; m[k] != '\0' && k < sizeof lower - 1; k++) {
-            lower[k] = (char)(m[k] - 'A' + 'a');
-        }
-        lower[k] = '\0';
-        snprintf(needle, sizeof needle, "\n  %s:\n", p);
-        const char *at = strstr(spec, needle);
-        ck_assert_msg(at != NULL, "route %s %s is not in reload.yaml", m, p);
-        const char *end = strstr(at + 1, "\n  /");
-        snprintf(needle, sizeof needle, "\n    %s:", lower);
-        const char *op = strstr(at, needle);
-        ck_assert_msg(op != NULL && (end == NULL || op < end), "%s %s: no %s operation", m, p,
-                      lower);
-        routes++;
-    }
-    /* And every path in the spec is a route. */
-    size_t paths = 0;
-    for (const char *s = strstr(spec, "\n  /api/"); s != NULL; s = strstr(s + 1, "\n  /api/")) {
-        paths++;
-    }
-    ck_assert_uint_eq(paths, 7);
-    ck_assert_uint_eq(routes, 11);
+    tsr_test_routes_match_openapi(TSR_SOURCE_DIR "/api/openapi/reload.yaml", tsr_reload_route_at);
 }
 END_TEST
 

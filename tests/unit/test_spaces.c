@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "openapi_check.h"
 #include "events.h"
 #include "log.h"
 #include "spaces.h"
@@ -1134,46 +1135,7 @@ END_TEST
 /* ---- contract -------------------------------------------------------------------------------- */
 
 START_TEST(test_routes_and_openapi_cover_each_other) {
-    FILE *f = fopen(TSR_SOURCE_DIR "/api/openapi/spaces.yaml", "r");
-    ck_assert_ptr_nonnull(f);
-    char line[512], path[256] = "", ops[128][300];
-    size_t nops = 0;
-    bool in_paths = false;
-    while (fgets(line, sizeof line, f) != NULL) {
-        if (strncmp(line, "paths:", 6) == 0) {
-            in_paths = true;
-        } else if (in_paths && line[0] != ' ' && line[0] != '\n' && line[0] != '#') {
-            in_paths = false;
-        } else if (in_paths && strncmp(line, "  /", 3) == 0) {
-            snprintf(path, sizeof path, "%.*s", (int)strcspn(line + 2, ":"), line + 2);
-        } else if (in_paths && strncmp(line, "    ", 4) == 0 && line[4] != ' ') {
-            const char *ms[] = {"get:", "post:", "patch:", "delete:", "put:"};
-            for (size_t i = 0; i < 5; i++) {
-                if (strncmp(line + 4, ms[i], strlen(ms[i])) == 0) {
-                    ck_assert_uint_lt(nops, 128);
-                    snprintf(ops[nops], sizeof ops[nops], "%.*s %s", (int)strlen(ms[i]) - 1, ms[i],
-                             path);
-                    for (char *c = ops[nops]; *c != ' '; c++) {
-                        *c = (char)(*c - 'a' + 'A');
-                    }
-                    nops++;
-                }
-            }
-        }
-    }
-    fclose(f);
-    size_t nroutes = 0;
-    const char *m, *pat;
-    for (; tsr_spaces_route_at(nroutes, &m, &pat); nroutes++) {
-        char want[300];
-        snprintf(want, sizeof want, "%s %s", m, pat);
-        bool found = false;
-        for (size_t i = 0; i < nops && !found; i++) {
-            found = strcmp(ops[i], want) == 0;
-        }
-        ck_assert_msg(found, "route %s is not in api/openapi/spaces.yaml", want);
-    }
-    ck_assert_uint_eq(nops, nroutes);
+    tsr_test_routes_match_openapi(TSR_SOURCE_DIR "/api/openapi/spaces.yaml", tsr_spaces_route_at);
 }
 END_TEST
 
