@@ -54,6 +54,9 @@ static const tsr_store_collection_t COLLECTIONS[] = {
     {.name = TSR_ID__C_PLATFORM_TOKENS},
     {.name = TSR_ID__C_SESSIONS, .indexes = IDX_USER_ID, .n_indexes = 1},
     {.name = TSR_ID__C_DEKS},
+    {.name = TSR_ID__C_IDPS},
+    {.name = TSR_ID__C_OIDC_STATES},
+    {.name = TSR_ID__C_OIDC_LINKS},
 };
 
 const tsr_store_collection_t *tsr_identity_collections(size_t *n) {

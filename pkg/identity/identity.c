@@ -44,6 +44,7 @@ void tsr_identity_destroy(tsr_identity_t *id) {
             id->docs.close(id->docs.ud);
         }
         tsr_identity__keys_cleanup(id);
+        tsr_identity__oidc_cleanup(id);
         tsr_crypto_kek_set_destroy(id->kek);
         pthread_mutex_destroy(&id->key_mu);
         free(id);
@@ -1131,6 +1132,231 @@ static tsr_err_t h_key_config(tsr_req_t *req, void *ud, tsr_error_t *err) {
     return rc;
 }
 
+/* ---- identity providers (OIDC) ------------------------------------------------------------- */
+
+static tsr_err_t h_idps_list(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    tsr_identity_t *id = ud;
+    tsr_id__principal_t p;
+    size_t limit = 0;
+    const char *after = NULL;
+    json_t *rows = NULL;
+    tsr_err_t rc = authenticate(id, req, &p, err);
+    if (rc == TSR_OK) {
+        rc = require_admin(&p, err);
+    }
+    if (rc == TSR_OK) {
+        rc = parse_limit(req, &limit, err);
+    }
+    if (rc == TSR_OK) {
+        rc = parse_cursor(req, "next", &after, err);
+    }
+    if (rc == TSR_OK) {
+        rc = id->docs.list(id->docs.ud, TSR_ID__C_IDPS, p.tenant_id, NULL, NULL, after, limit + 1,
+                           &rows, err);
+    }
+    if (rc == TSR_OK) {
+        tsr_req_reply_json(
+            req, 200,
+            page(req, "/api/v1/identity-providers", "next", rows, limit, tsr_identity__idp_view));
+    }
+    return rc;
+}
+
+static tsr_err_t h_idp_create(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    tsr_identity_t *id = ud;
+    tsr_id__principal_t p;
+    json_t *body = NULL, *doc = NULL;
+    tsr_err_t rc = authenticate(id, req, &p, err);
+    if (rc == TSR_OK) {
+        rc = require_admin(&p, err);
+    }
+    if (rc == TSR_OK) {
+        rc = tsr_req_json(req, &body, err);
+    }
+    if (rc == TSR_OK) {
+        rc = tsr_identity__idp_create(id, p.tenant_id, p.user_id, body, &doc, err);
+    }
+    if (rc == TSR_OK) {
+        tsr_req_reply_json(req, 201, tsr_identity__idp_view(doc, tsr_req_base_url(req)));
+    }
+    json_decref(doc);
+    json_decref(body);
+    return rc;
+}
+
+static tsr_err_t h_idp_get(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    tsr_identity_t *id = ud;
+    tsr_id__principal_t p;
+    const char *iid = NULL;
+    json_t *doc = NULL;
+    tsr_err_t rc = authenticate(id, req, &p, err);
+    if (rc == TSR_OK) {
+        rc = path_id(req, "id", &iid, err);
+    }
+    if (rc == TSR_OK) {
+        rc = require_admin(&p, err);
+    }
+    if (rc == TSR_OK) {
+        rc = id->docs.get(id->docs.ud, TSR_ID__C_IDPS, p.tenant_id, iid, &doc, err);
+        if (rc == TSR_ENOTFOUND) {
+            tsr_error_set(err, rc, "not found");
+        }
+    }
+    if (rc == TSR_OK) {
+        tsr_req_reply_json(req, 200, tsr_identity__idp_view(doc, tsr_req_base_url(req)));
+    }
+    json_decref(doc);
+    return rc;
+}
+
+static tsr_err_t h_idp_patch(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    tsr_identity_t *id = ud;
+    tsr_id__principal_t p;
+    const char *iid = NULL;
+    json_t *body = NULL, *doc = NULL;
+    tsr_err_t rc = authenticate(id, req, &p, err);
+    if (rc == TSR_OK) {
+        rc = path_id(req, "id", &iid, err);
+    }
+    if (rc == TSR_OK) {
+        rc = require_admin(&p, err);
+    }
+    if (rc == TSR_OK) {
+        rc = tsr_req_json(req, &body, err);
+    }
+    if (rc == TSR_OK) {
+        rc = tsr_identity__idp_patch(id, p.tenant_id, p.user_id, iid, body, &doc, err);
+    }
+    if (rc == TSR_OK) {
+        tsr_req_reply_json(req, 200, tsr_identity__idp_view(doc, tsr_req_base_url(req)));
+    }
+    json_decref(doc);
+    json_decref(body);
+    return rc;
+}
+
+static tsr_err_t h_idp_del(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    tsr_identity_t *id = ud;
+    tsr_id__principal_t p;
+    const char *iid = NULL;
+    tsr_err_t rc = authenticate(id, req, &p, err);
+    if (rc == TSR_OK) {
+        rc = path_id(req, "id", &iid, err);
+    }
+    if (rc == TSR_OK) {
+        rc = require_admin(&p, err);
+    }
+    if (rc == TSR_OK) {
+        rc = tsr_identity__idp_del(id, p.tenant_id, p.user_id, iid, err);
+    }
+    if (rc == TSR_OK) {
+        tsr_req_reply_bytes(req, 204, "application/json", "", 0);
+    }
+    return rc;
+}
+
+/* The redirect URI registered at the provider for idp: this site's callback path. */
+static const char *oidc_redirect_uri(tsr_req_t *req, const char *idp_id) {
+    return tsr_arena_printf(tsr_req_arena(req), "%s/api/v1/identity/oidc/%s/callback",
+                            tsr_req_base_url(req), idp_id);
+}
+
+/* The value of cookie name in a Cookie header (arena copy), NULL if absent. */
+static const char *cookie_value(tsr_req_t *req, const char *name) {
+    const char *h = tsr_req_header(req, "cookie");
+    size_t n = strlen(name);
+    while (h != NULL && *h != '\0') {
+        while (*h == ' ' || *h == ';') {
+            h++;
+        }
+        const char *end = strchr(h, ';');
+        size_t len = end != NULL ? (size_t)(end - h) : strlen(h);
+        if (len > n && strncmp(h, name, n) == 0 && h[n] == '=') {
+            return tsr_arena_printf(tsr_req_arena(req), "%.*s", (int)(len - n - 1), h + n + 1);
+        }
+        h = end;
+    }
+    return NULL;
+}
+
+/* GET /api/v1/identity/oidc/{idpId}/login[?returnto=/path]: 302 to the provider. */
+static tsr_err_t h_oidc_login(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    tsr_identity_t *id = ud;
+    const char *iid = NULL;
+    char tenant[25], *loc = NULL, *state = NULL;
+    tsr_err_t rc = path_id(req, "idpId", &iid, err);
+    if (rc == TSR_OK) {
+        rc = tsr_identity_tenant_by_host(id, tsr_req_header(req, "host"), tenant, err);
+        if (rc == TSR_EINVAL) {
+            rc = tsr_error_set(err, TSR_ENOTFOUND, "no tenant for this host");
+        }
+    }
+    if (rc == TSR_OK) {
+        rc = tsr_identity__oidc_start(id, tenant, iid, oidc_redirect_uri(req, iid),
+                                      tsr_req_query(req, "returnto"), &loc, &state, err);
+    }
+    if (rc == TSR_OK) {
+        const char *proto = tsr_req_header(req, "x-forwarded-proto");
+        bool https = proto != NULL && strcmp(proto, "https") == 0;
+        tsr_req_add_header(
+            req, "Set-Cookie",
+            tsr_arena_printf(tsr_req_arena(req),
+                             "%s=%s; Path=/api/v1/identity/oidc/; Max-Age=%lld; HttpOnly; "
+                             "SameSite=Lax%s",
+                             TSR_ID__OIDC_COOKIE, state,
+                             (long long)(TSR_ID__OIDC_STATE_TTL_MS / 1000),
+                             https ? "; Secure" : ""));
+        tsr_req_add_header(req, "Location", loc);
+        tsr_req_add_header(req, "Cache-Control", "no-store");
+        tsr_req_reply_bytes(req, 302, "text/plain", "", 0);
+    }
+    free(loc);
+    free(state);
+    return rc;
+}
+
+/* GET /api/v1/identity/oidc/{idpId}/callback?code&state: the provider's redirect back. */
+static tsr_err_t h_oidc_callback(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    tsr_identity_t *id = ud;
+    const char *iid = NULL;
+    char tenant[25], *cookie = NULL, *csrf = NULL, *returnto = NULL;
+    tsr_err_t rc = path_id(req, "idpId", &iid, err);
+    if (rc == TSR_OK) {
+        rc = tsr_identity_tenant_by_host(id, tsr_req_header(req, "host"), tenant, err);
+        if (rc == TSR_EINVAL) {
+            rc = tsr_error_set(err, TSR_ENOTFOUND, "no tenant for this host");
+        }
+    }
+    const char *e = tsr_req_query(req, "error");
+    if (rc == TSR_OK && e != NULL) {
+        rc = tsr_error_set(err, TSR_EUNAUTHENTICATED, "the identity provider refused: %.64s", e);
+    }
+    if (rc == TSR_OK) {
+        rc = tsr_identity__oidc_finish(
+            id, tenant, iid, tsr_req_query(req, "state"), tsr_req_query(req, "code"),
+            cookie_value(req, TSR_ID__OIDC_COOKIE), &cookie, &csrf, &returnto, err);
+    }
+    /* The state cookie is spent either way. */
+    tsr_req_add_header(req, "Set-Cookie",
+                       tsr_arena_printf(tsr_req_arena(req),
+                                        "%s=; Path=/api/v1/identity/oidc/; Max-Age=0; HttpOnly; "
+                                        "SameSite=Lax",
+                                        TSR_ID__OIDC_COOKIE));
+    if (rc == TSR_OK) {
+        set_cookie(req, cookie, (long)(TSR_ID__SESSION_TTL_MS / 1000));
+        tsr_req_add_header(req, "qlik-csrf-token", csrf);
+        tsr_req_add_header(req, "Location", returnto);
+        tsr_req_reply_bytes(req, 302, "text/plain", "", 0);
+    }
+    if (cookie != NULL) {
+        memset(cookie, 0, strlen(cookie));
+    }
+    free(cookie);
+    free(csrf);
+    free(returnto);
+    return rc;
+}
+
 /* ---- routes --------------------------------------------------------------------------------- */
 
 static const struct {
@@ -1170,6 +1396,13 @@ static const struct {
     {"POST", "/api/v1/identity/mfa/totp", h_totp_enroll},
     {"POST", "/api/v1/identity/mfa/totp/confirm", h_totp_confirm},
     {"GET", "/api/v1/identity/keys", h_jwks},
+    {"GET", "/api/v1/identity-providers", h_idps_list},
+    {"POST", "/api/v1/identity-providers", h_idp_create},
+    {"GET", "/api/v1/identity-providers/{id}", h_idp_get},
+    {"PATCH", "/api/v1/identity-providers/{id}", h_idp_patch},
+    {"DELETE", "/api/v1/identity-providers/{id}", h_idp_del},
+    {"GET", "/api/v1/identity/oidc/{idpId}/login", h_oidc_login},
+    {"GET", "/api/v1/identity/oidc/{idpId}/callback", h_oidc_callback},
 };
 
 bool tsr_identity__route_at(size_t i, const char **method, const char **pattern) {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "identity_int.h"
+#include "log.h"
 
 #define KEY_PREFIX "tsrk_"
 #define KEY_PREFIX_LEN 5u
@@ -211,9 +212,17 @@ static tsr_err_t purge(tsr_identity_t *id, const char *coll, const char *tenant,
 }
 
 tsr_err_t tsr_identity_tenant_del(tsr_identity_t *id, const char *tenant_id, tsr_error_t *err) {
-    static const char *const colls[] = {
-        TSR_ID__C_SESSIONS, TSR_ID__C_KEYS,   TSR_ID__C_SECRETS,     TSR_ID__C_EMAILS,
-        TSR_ID__C_USERS,    TSR_ID__C_GROUPS, TSR_ID__C_GROUP_NAMES, NULL};
+    static const char *const colls[] = {TSR_ID__C_SESSIONS,
+                                        TSR_ID__C_KEYS,
+                                        TSR_ID__C_SECRETS,
+                                        TSR_ID__C_EMAILS,
+                                        TSR_ID__C_USERS,
+                                        TSR_ID__C_GROUPS,
+                                        TSR_ID__C_GROUP_NAMES,
+                                        TSR_ID__C_OIDC_STATES,
+                                        TSR_ID__C_OIDC_LINKS,
+                                        TSR_ID__C_IDPS,
+                                        NULL};
     json_t *t = NULL, *h;
     size_t i;
     if (tenant_id == NULL || !is_hex24(tenant_id)) {
@@ -361,6 +370,7 @@ static unsigned roles_direct(const json_t *user) {
  * group grants nothing). */
 static unsigned roles_of(tsr_identity_t *id, const char *tenant, const json_t *user) {
     unsigned bits = roles_direct(user);
+    int idp_admin = -1; /* the tenant's idpGroupsGrantAdmin, read when first needed */
     size_t i;
     json_t *g;
     json_array_foreach(json_object_get(user, "assignedGroups"), i, g) {
@@ -371,8 +381,23 @@ static unsigned roles_of(tsr_identity_t *id, const char *tenant, const json_t *u
             continue;
         }
         const char *st = json_string_value(json_object_get(grp, "status"));
+        const char *pt = json_string_value(json_object_get(grp, "providerType"));
         if (st != NULL && strcmp(st, "active") == 0) {
-            bits |= roles_direct(grp);
+            unsigned gb = roles_direct(grp);
+            /* A group the identity provider maps makes admins only when the tenant says so. */
+            if ((gb & TSR_ID__ROLE_TENANT_ADMIN) != 0 && pt != NULL && strcmp(pt, "idp") == 0) {
+                if (idp_admin < 0) {
+                    json_t *t = NULL;
+                    idp_admin = id->docs.get(id->docs.ud, TSR_ID__C_TENANTS, tenant, tenant, &t,
+                                             NULL) == TSR_OK &&
+                                json_is_true(json_object_get(t, "idpGroupsGrantAdmin"));
+                    json_decref(t);
+                }
+                if (!idp_admin) {
+                    gb &= ~(unsigned)TSR_ID__ROLE_TENANT_ADMIN;
+                }
+            }
+            bits |= gb;
         }
         json_decref(grp);
     }
@@ -716,10 +741,12 @@ tsr_err_t tsr_identity__tenant_patch(tsr_identity_t *id, const char *tenant, con
             json_object_set(work, "name", v);
         } else if (strcmp(path, "/mfaRequiredForAdmins") == 0 && json_is_boolean(v)) {
             json_object_set(work, "mfaRequiredForAdmins", v);
+        } else if (strcmp(path, "/idpGroupsGrantAdmin") == 0 && json_is_boolean(v)) {
+            json_object_set(work, "idpGroupsGrantAdmin", v);
         } else {
             rc = tsr_error_set(err, TSR_EINVAL,
-                               "patch[%zu]: only /name (string) and /mfaRequiredForAdmins "
-                               "(boolean) are writable",
+                               "patch[%zu]: only /name (string), /mfaRequiredForAdmins and "
+                               "/idpGroupsGrantAdmin (booleans) are writable",
                                i);
         }
         if (rc != TSR_OK) {
@@ -1636,5 +1663,199 @@ tsr_err_t tsr_identity_bootstrap(tsr_identity_t *id, const char *url, tsr_identi
             tsr_identity_tenant_del(id, tid, NULL);
         }
     }
+    return rc;
+}
+
+/* ---- OIDC users (identity_oidc.c) ------------------------------------------------------------ */
+
+tsr_err_t tsr_identity__session_create(tsr_identity_t *id, const char *tenant, const char *uid,
+                                       const tsr_id__audit_t *ev, char **cookie, char **csrf,
+                                       tsr_error_t *err) {
+    *cookie = NULL;
+    *csrf = NULL;
+    return session_create(id, tenant, uid, ev, cookie, csrf, err);
+}
+
+tsr_err_t tsr_identity__oidc_user(tsr_identity_t *id, const char *tenant, const char *idp_id,
+                                  const char *sub, const char *email, const char *name, bool create,
+                                  char uid[25], tsr_error_t *err) {
+    char link[320], email_norm[TSR_ID__MAX_EMAIL + 1];
+    json_t *l = NULL;
+    tsr_id__principal_t p;
+    snprintf(link, sizeof link, "%s|%s", idp_id, sub);
+    tsr_err_t rc = id->docs.get(id->docs.ud, TSR_ID__C_OIDC_LINKS, tenant, link, &l, err);
+    if (rc == TSR_OK) {
+        const char *u = json_string_value(json_object_get(l, "userId"));
+        rc = u != NULL && is_hex24(u) ? TSR_OK : TSR_ECORRUPT;
+        if (rc == TSR_OK) {
+            memcpy(uid, u, 25);
+        }
+        json_decref(l);
+        if (rc == TSR_OK && (rc = principal_of(id, tenant, uid, &p, err)) == TSR_EUNAUTHENTICATED) {
+            tsr_error_set(err, rc, "oidc: this user is disabled or deleted in the tenant");
+        }
+        return rc == TSR_ECORRUPT ? tsr_error_set(err, rc, "oidc: a subject link is corrupt") : rc;
+    }
+    if (rc != TSR_ENOTFOUND) {
+        return rc;
+    }
+    if (!create) {
+        return tsr_error_set(err, TSR_EUNAUTHENTICATED,
+                             "oidc: no user for this identity, and this provider does not create "
+                             "users on login");
+    }
+    if (email == NULL || email_normalize(email, email_norm, NULL) != TSR_OK) {
+        return tsr_error_set(err, TSR_EUNAUTHENTICATED,
+                             "oidc: the provider sent no valid email claim for the new user");
+    }
+    tsr_id_new(uid);
+    char subject[300];
+    snprintf(subject, sizeof subject, "oidc|%s", sub);
+    if (strlen(subject) > TSR_ID__MAX_SUBJECT) {
+        subject[TSR_ID__MAX_SUBJECT] = '\0';
+    }
+    char nm[TSR_ID__MAX_NAME + 1];
+    snprintf(nm, sizeof nm, "%s", name != NULL && name[0] != '\0' ? name : email_norm);
+    json_t *user = user_new(tenant, uid, subject, nm, email_norm, "active", json_array(), uid);
+    json_object_set_new(user, "idpId", json_string(idp_id));
+    rc = user_insert(id, tenant, user, email_norm, err);
+    if (rc == TSR_ECONFLICT) {
+        /* Never take over an existing account by email: an admin links it explicitly. */
+        tsr_error_set(err, TSR_ECONFLICT,
+                      "oidc: a user with this email already exists in the tenant; it is not "
+                      "linked to this identity provider");
+    }
+    if (rc == TSR_OK) {
+        /* The link is the last write: the creation event commits with it. */
+        l = json_pack("{ss ss ss}", "id", link, "userId", uid, "idpId", idp_id);
+        rc = id->docs.create(id->docs.ud, TSR_ID__C_OIDC_LINKS, tenant, link, l,
+                             &(tsr_id__audit_t){"com.qlik.v1.user.created", uid, user}, err);
+        json_decref(l);
+        if (rc != TSR_OK) {
+            id->docs.del(id->docs.ud, TSR_ID__C_USERS, tenant, uid, NULL, NULL);
+            id->docs.del(id->docs.ud, TSR_ID__C_EMAILS, tenant, email_norm, NULL, NULL);
+            if (rc == TSR_ECONFLICT) {
+                rc = tsr_error_set(err, TSR_EUNAVAILABLE,
+                                   "oidc: a concurrent first sign-in of this identity; retry");
+            }
+        }
+    }
+    json_decref(user);
+    return rc;
+}
+
+/* The idp-owned group named name (created when missing); *gid receives its id, *skip is set
+ * when a hand-made group already owns the name (mapping never joins those). */
+static tsr_err_t idp_group(tsr_identity_t *id, const char *tenant, const char *idp_id,
+                           const char *name, char gid[25], bool *skip, tsr_error_t *err) {
+    char nk[TSR_ID__MAX_NAME + 1], ts[25], actor[40];
+    size_t i = 0;
+    json_t *claim = NULL, *g = NULL;
+    *skip = false;
+    for (; name[i] != '\0' && i < TSR_ID__MAX_NAME; i++) {
+        nk[i] = (char)tolower((unsigned char)name[i]);
+    }
+    nk[i] = '\0';
+    for (int attempt = 0; attempt < 2; attempt++) {
+        tsr_err_t rc = id->docs.get(id->docs.ud, TSR_ID__C_GROUP_NAMES, tenant, nk, &claim, err);
+        if (rc == TSR_OK) {
+            const char *g_id = json_string_value(json_object_get(claim, "groupId"));
+            rc = g_id != NULL ? id->docs.get(id->docs.ud, TSR_ID__C_GROUPS, tenant, g_id, &g, err)
+                              : TSR_ECORRUPT;
+            json_decref(claim);
+            if (rc == TSR_OK) {
+                const char *pt = json_string_value(json_object_get(g, "providerType"));
+                *skip = pt == NULL || strcmp(pt, "idp") != 0;
+                memcpy(gid, json_string_value(json_object_get(g, "id")), 25);
+            }
+            json_decref(g);
+            return rc == TSR_ECORRUPT ? tsr_error_set(err, rc, "a group name claim is corrupt")
+                                      : rc;
+        }
+        if (rc != TSR_ENOTFOUND) {
+            return rc;
+        }
+        tsr_id_new(gid);
+        claim = json_pack("{ss ss}", "id", nk, "groupId", gid);
+        rc = id->docs.create(id->docs.ud, TSR_ID__C_GROUP_NAMES, tenant, nk, claim, NULL, err);
+        json_decref(claim);
+        if (rc == TSR_ECONFLICT) {
+            continue; /* created concurrently: read it */
+        }
+        if (rc != TSR_OK) {
+            return rc;
+        }
+        now_rfc3339(ts);
+        snprintf(actor, sizeof actor, "idp:%s", idp_id);
+        g = json_pack("{ss ss ss ss ss ss s[] ss ss ss ss}", "id", gid, "tenantId", tenant, "name",
+                      name, "description", "", "providerType", "idp", "status", "active",
+                      "assignedRoles", "createdAt", ts, "lastUpdatedAt", ts, "createdBy", actor,
+                      "updatedBy", actor);
+        rc = id->docs.create(id->docs.ud, TSR_ID__C_GROUPS, tenant, gid, g,
+                             &(tsr_id__audit_t){"com.qlik.v1.group.created", NULL, g}, err);
+        json_decref(g);
+        if (rc != TSR_OK) {
+            id->docs.del(id->docs.ud, TSR_ID__C_GROUP_NAMES, tenant, nk, NULL, NULL);
+        }
+        return rc;
+    }
+    return tsr_error_set(err, TSR_EUNAVAILABLE, "oidc: group %.64s is being created; retry", name);
+}
+
+tsr_err_t tsr_identity__oidc_groups_sync(tsr_identity_t *id, const char *tenant, const char *uid,
+                                         const char *idp_id, json_t *claim, tsr_error_t *err) {
+    json_t *user = NULL, *next, *g;
+    size_t i;
+    if (!json_is_array(claim)) {
+        /* Missing is not empty: the provider said nothing, so nothing is removed. */
+        tsr_log_warn(NULL,
+                     "oidc: provider %s sent no groups array for user %s; its groups are "
+                     "left as they are",
+                     idp_id, uid);
+        return TSR_OK;
+    }
+    tsr_err_t rc = id->docs.get(id->docs.ud, TSR_ID__C_USERS, tenant, uid, &user, err);
+    if (rc != TSR_OK) {
+        return rc;
+    }
+    next = json_array();
+    /* Grants made by hand stay; the provider owns the idp groups. */
+    json_array_foreach(json_object_get(user, "assignedGroups"), i, g) {
+        const char *pt = json_string_value(json_object_get(g, "providerType"));
+        if (pt == NULL || strcmp(pt, "idp") != 0) {
+            json_array_append(next, g);
+        }
+    }
+    json_array_foreach(claim, i, g) {
+        const char *name = json_string_value(g);
+        char gid[25];
+        bool skip = false, dup = false;
+        if (i >= TSR_ID__OIDC_MAX_GROUPS || name == NULL || name[0] == '\0' ||
+            strlen(name) > TSR_ID__MAX_NAME) {
+            continue;
+        }
+        if ((rc = idp_group(id, tenant, idp_id, name, gid, &skip, err)) != TSR_OK) {
+            break;
+        }
+        size_t j;
+        json_t *e;
+        json_array_foreach(next, j, e) {
+            dup = dup || strcmp(json_string_value(json_object_get(e, "id")), gid) == 0;
+        }
+        if (!skip && !dup) {
+            json_array_append_new(
+                next, json_pack("{ss ss ss}", "id", gid, "name", name, "providerType", "idp"));
+        }
+    }
+    if (rc == TSR_OK && !json_equal(next, json_object_get(user, "assignedGroups"))) {
+        char ts[25];
+        now_rfc3339(ts);
+        json_object_set(user, "assignedGroups", next);
+        json_object_set_new(user, "lastUpdatedAt", json_string(ts));
+        rc = id->docs.replace(id->docs.ud, TSR_ID__C_USERS, tenant, uid, user,
+                              &(tsr_id__audit_t){"com.qlik.v1.user.updated", uid, user}, err);
+    }
+    json_decref(next);
+    json_decref(user);
     return rc;
 }

@@ -187,8 +187,12 @@ tsr_err_t tsr_identity__groups_resolve(tsr_identity_t *id, const char *tenant, j
                        ? tsr_error_set(err, TSR_EINVAL, "assignedGroups[%zu] is not a group", i)
                        : rc;
         }
-        json_array_append_new(res, json_pack("{ss sO ss}", "id", gid, "name",
-                                             json_object_get(g, "name"), "providerType", "custom"));
+        /* An identity provider's group stays its own (the next sign-in sets it again). */
+        const char *pt = json_string_value(json_object_get(g, "providerType"));
+        json_array_append_new(res,
+                              json_pack("{ss sO ss}", "id", gid, "name", json_object_get(g, "name"),
+                                        "providerType",
+                                        pt != NULL && strcmp(pt, "idp") == 0 ? "idp" : "custom"));
         json_decref(g);
     }
     *out = res;

@@ -30,6 +30,12 @@
 #define TSR_ID__C_SESSIONS "identity_sessions" /* (tenantId, sessionId) → {userId, hash, csrf} */
 /* (tenantId or platform, "v<version>") → {version, record: wrapped DEK, base64url} */
 #define TSR_ID__C_DEKS "identity_deks"
+/* (tenantId, idpId) → IdP config; options.clientSecretSealed under the tenant DEK */
+#define TSR_ID__C_IDPS "identity_providers"
+/* (tenantId, SHA-256 of the state) → {idpId, nonce, verifier, redirectUri, returnto, expiresMs} */
+#define TSR_ID__C_OIDC_STATES "identity_oidc_states"
+/* (tenantId, "<idpId>|<sub>") → {userId}: the user a provider's subject signs in as */
+#define TSR_ID__C_OIDC_LINKS "identity_oidc_links"
 
 /* An audit event to commit with a write (outbox) and hand to the on_audit hook after it.
  * type is identity's name ("com.qlik.v1.user.created"); data is borrowed. */
@@ -128,6 +134,7 @@ struct tsr_identity {
     tsr_jwt_keyset_t *keyset;   /* every published key; the current one signs */
     char sign_kid[25];
     int64_t sign_created_ms;
+    struct tsr_id__oidc_cache *oidc_cache; /* discovery and JWKS documents; under key_mu */
 };
 
 /* ---- secrets (identity_secrets.c: thin shapes over pkg/crypto) ---------------------------- */
@@ -302,6 +309,80 @@ tsr_err_t tsr_identity__seal_str(tsr_identity_t *id, const char *tenant, const c
 tsr_err_t tsr_identity__open_str(tsr_identity_t *id, const char *tenant, const char *kind,
                                  const char *object_id, const char *sealed, char **out,
                                  tsr_error_t *err);
+
+/* ---- OIDC relying party (identity_oidc.c) ------------------------------------------------- */
+
+#define TSR_ID__OIDC_DOC_MAX (64 * 1024)   /* discovery document, token response (bytes) */
+#define TSR_ID__OIDC_JWKS_MAX (256 * 1024) /* a provider's JWKS (bytes) */
+#define TSR_ID__OIDC_STATE_TTL_MS (10LL * 60 * 1000)
+#define TSR_ID__OIDC_MAX_PENDING 1000 /* unexpired sign-in states per tenant */
+#define TSR_ID__OIDC_COOKIE "tsr_oidc"
+
+/* The endpoints of a discovery document; strings returned-owned (oidc_disc_cleanup). */
+typedef struct {
+    char *issuer;
+    char *authorization_endpoint;
+    char *token_endpoint;
+    char *jwks_uri;
+    char *userinfo_endpoint; /* NULL when the provider has none */
+} tsr_id__oidc_disc_t;
+
+/* Whether url may be used to reach a provider: https, or http to loopback only. */
+bool tsr_identity__oidc_url_ok(const char *url);
+/* Parse a discovery document of n bytes (> TSR_ID__OIDC_DOC_MAX: TSR_ETOOBIG); the four
+ * endpoints must pass oidc_url_ok and, when discovery_url is non-NULL, issuer +
+ * "/.well-known/openid-configuration" must equal it. TSR_EINVAL otherwise. */
+tsr_err_t tsr_identity__oidc_discovery_parse(const char *body, size_t n, const char *discovery_url,
+                                             tsr_id__oidc_disc_t *out, tsr_error_t *err);
+void tsr_identity__oidc_disc_cleanup(tsr_id__oidc_disc_t *d);
+/* Verify an ID token against ks: ES256/RS256 only, iss, aud = client_id (azp when several
+ * audiences), exp required, iat present, nbf, skew_s (0: 60), nonce equal. now_s 0: wall
+ * clock. *claims returned-owned. TSR_EUNAUTHENTICATED with the reason otherwise. */
+tsr_err_t tsr_identity__oidc_id_token_verify(const tsr_jwt_keyset_t *ks, const char *tok,
+                                             const char *issuer, const char *client_id,
+                                             const char *nonce, uint32_t skew_s, int64_t now_s,
+                                             json_t **claims, tsr_error_t *err);
+/* Whether r is a path on this site ("/..." but not "//..."). */
+bool tsr_identity__returnto_ok(const char *r);
+/* IdP configurations (TenantAdmin). *out is the stored document (returned-owned; show it
+ * through idp_view, which drops the sealed secret). */
+tsr_err_t tsr_identity__idp_create(tsr_identity_t *id, const char *tenant, const char *actor,
+                                   json_t *body, json_t **out, tsr_error_t *err);
+tsr_err_t tsr_identity__idp_patch(tsr_identity_t *id, const char *tenant, const char *actor,
+                                  const char *idp_id, json_t *ops, json_t **out, tsr_error_t *err);
+tsr_err_t tsr_identity__idp_del(tsr_identity_t *id, const char *tenant, const char *actor,
+                                const char *idp_id, tsr_error_t *err);
+json_t *tsr_identity__idp_view(const json_t *doc, const char *base);
+/* Start a sign-in: a state (returned-owned in *state, for the browser cookie) stored with a
+ * nonce and a PKCE verifier, and the provider's authorization URL (*location, returned-owned). */
+tsr_err_t tsr_identity__oidc_start(tsr_identity_t *id, const char *tenant, const char *idp_id,
+                                   const char *redirect_uri, const char *returnto, char **location,
+                                   char **state, tsr_error_t *err);
+/* Finish it: consume the state (single use, must equal browser_state), exchange the code,
+ * verify the ID token, find or create the user, open a session (*cookie, *csrf, *returnto
+ * returned-owned). */
+tsr_err_t tsr_identity__oidc_finish(tsr_identity_t *id, const char *tenant, const char *idp_id,
+                                    const char *state, const char *code, const char *browser_state,
+                                    char **cookie, char **csrf, char **returnto, tsr_error_t *err);
+void tsr_identity__oidc_cleanup(tsr_identity_t *id);
+/* (identity_domain.c) The user (idp_id, sub) signs in as: linked before, else created active
+ * with email and name when create is true. TSR_EUNAUTHENTICATED when not linked and not
+ * created or not active, TSR_ECONFLICT when the email belongs to another user. */
+tsr_err_t tsr_identity__oidc_user(tsr_identity_t *id, const char *tenant, const char *idp_id,
+                                  const char *sub, const char *email, const char *name, bool create,
+                                  char uid[25], tsr_error_t *err);
+/* Set uid's provider-owned groups (providerType "idp") to the names in claim (an array of
+ * strings; groups are created when missing, at most TSR_ID__OIDC_MAX_GROUPS); groups granted
+ * by hand are kept, a hand-made group with a mapped name is not joined. claim NULL or not an
+ * array: nothing changes (a warning is logged). Such groups grant TenantAdmin only when the
+ * tenant's idpGroupsGrantAdmin is true. */
+#define TSR_ID__OIDC_MAX_GROUPS 64
+tsr_err_t tsr_identity__oidc_groups_sync(tsr_identity_t *id, const char *tenant, const char *uid,
+                                         const char *idp_id, json_t *claim, tsr_error_t *err);
+/* A browser session for uid, as password login makes it (cookie, csrf returned-owned). */
+tsr_err_t tsr_identity__session_create(tsr_identity_t *id, const char *tenant, const char *uid,
+                                       const tsr_id__audit_t *ev, char **cookie, char **csrf,
+                                       tsr_error_t *err);
 
 /* The i-th registered route (for the route/OpenAPI contract test); false past the end. */
 bool tsr_identity__route_at(size_t i, const char **method, const char **pattern);

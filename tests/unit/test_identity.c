@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "openapi_check.h"
 #include "crypto.h"
 #include "events.h"
 #include "identity.h"
@@ -2005,44 +2006,748 @@ START_TEST(test_routes_without_service_is_einval) {
 END_TEST
 
 START_TEST(test_routes_and_openapi_cover_each_other) {
-    FILE *f = fopen(TSR_SOURCE_DIR "/api/openapi/identity.yaml", "r");
-    ck_assert_ptr_nonnull(f);
-    char line[512], path[256] = "", ops[64][300];
-    size_t nops = 0;
-    bool in_paths = false;
-    while (fgets(line, sizeof line, f) != NULL) {
-        if (strncmp(line, "paths:", 6) == 0) {
-            in_paths = true;
-        } else if (in_paths && strncmp(line, "  /", 3) == 0) {
-            snprintf(path, sizeof path, "%.*s", (int)strcspn(line + 2, ":"), line + 2);
-        } else if (in_paths && strncmp(line, "    ", 4) == 0 && line[4] != ' ') {
-            const char *ms[] = {"get:", "post:", "patch:", "delete:", "put:"};
-            for (size_t i = 0; i < 5; i++) {
-                if (strncmp(line + 4, ms[i], strlen(ms[i])) == 0) {
-                    ck_assert_uint_lt(nops, 64);
-                    snprintf(ops[nops], sizeof ops[nops], "%.*s %s", (int)strlen(ms[i]) - 1, ms[i],
-                             path);
-                    for (char *c = ops[nops]; *c != ' '; c++) {
-                        *c = (char)(*c - 'a' + 'A');
-                    }
-                    nops++;
-                }
+    tsr_test_routes_match_openapi(TSR_SOURCE_DIR "/api/openapi/identity.yaml",
+                                  tsr_identity__route_at);
+}
+END_TEST
+
+/* ---- OIDC ---------------------------------------------------------------------------------- */
+
+#define OIDC_ISS "https://idp.test"
+#define OIDC_CID "tessera-client"
+
+/* Sign claims (with iss/aud/sub/nonce/iat/exp defaults overridden by extra) with ks. */
+static char *oidc_token(const tsr_jwt_keyset_t *ks, int64_t now, const char *extra) {
+    tsr_error_t err;
+    json_t *c = json_pack("{ss ss ss ss sI sI}", "iss", OIDC_ISS, "aud", OIDC_CID, "sub", "u-1",
+                          "nonce", "n-1", "iat", (json_int_t)now, "exp", (json_int_t)(now + 300));
+    if (extra != NULL) {
+        json_t *e = json_loads(extra, 0, NULL);
+        ck_assert_ptr_nonnull(e);
+        const char *k;
+        json_t *v;
+        json_object_foreach(e, k, v) {
+            if (json_is_null(v)) {
+                json_object_del(c, k);
+            } else {
+                json_object_set(c, k, v);
             }
         }
+        json_decref(e);
     }
-    fclose(f);
-    size_t nroutes = 0;
-    const char *m, *pat;
-    for (; tsr_identity__route_at(nroutes, &m, &pat); nroutes++) {
-        char want[300];
-        snprintf(want, sizeof want, "%s %s", m, pat);
-        bool found = false;
-        for (size_t i = 0; i < nops && !found; i++) {
-            found = strcmp(ops[i], want) == 0;
+    char *tok = NULL;
+    ck_assert_int_eq(tsr_crypto_jwt_sign(ks, "JWT", c, &tok, &err), TSR_OK);
+    json_decref(c);
+    return tok;
+}
+
+static tsr_jwt_keyset_t *signing_set(const char *kid, tsr_jwt_alg_t alg) {
+    tsr_error_t err;
+    tsr_jwt_key_t *k = NULL;
+    tsr_jwt_keyset_t *ks = tsr_crypto_jwt_keyset_create();
+    ck_assert_int_eq(tsr_crypto_jwt_key_generate(kid, alg, &k, &err), TSR_OK);
+    ck_assert_int_eq(tsr_crypto_jwt_keyset_add(ks, k, true, &err), TSR_OK);
+    return ks;
+}
+
+/* The public half of ks, as a relying party imports it from the provider's JWKS. */
+static tsr_jwt_keyset_t *public_set(const tsr_jwt_keyset_t *ks) {
+    tsr_error_t err;
+    char *jwks = NULL;
+    size_t added = 0;
+    ck_assert_int_eq(tsr_crypto_jwt_keyset_jwks_format(ks, &jwks, &err), TSR_OK);
+    tsr_jwt_keyset_t *pub = tsr_crypto_jwt_keyset_create();
+    ck_assert_int_eq(tsr_crypto_jwt_keyset_jwks_parse(pub, jwks, strlen(jwks), &added, &err),
+                     TSR_OK);
+    ck_assert_uint_eq(added, 1);
+    free(jwks);
+    return pub;
+}
+
+static tsr_err_t oidc_check(const tsr_jwt_keyset_t *pub, const char *tok, const char *nonce,
+                            int64_t now) {
+    tsr_error_t err;
+    json_t *claims = NULL;
+    tsr_err_t rc = tsr_identity__oidc_id_token_verify(pub, tok, OIDC_ISS, OIDC_CID, nonce, 30, now,
+                                                      &claims, &err);
+    if (rc == TSR_OK) {
+        ck_assert_str_eq(json_string_value(json_object_get(claims, "sub")), "u-1");
+    } else {
+        ck_assert_ptr_null(claims);
+    }
+    json_decref(claims);
+    return rc;
+}
+
+START_TEST(test_oidc_id_token_matrix) {
+    int64_t now = 1800000000;
+    tsr_jwt_keyset_t *rs = signing_set("rsa-1", TSR_JWT_ALG_RS256);
+    tsr_jwt_keyset_t *es = signing_set("ec-1", TSR_JWT_ALG_ES256);
+    tsr_jwt_keyset_t *other = signing_set("rsa-1", TSR_JWT_ALG_RS256); /* same kid, other key */
+    tsr_jwt_keyset_t *unknown = signing_set("rsa-9", TSR_JWT_ALG_RS256);
+    tsr_jwt_keyset_t *pub = public_set(rs), *pub_es = public_set(es);
+    char *t;
+    /* Good tokens: RS256 and ES256. */
+    t = oidc_token(rs, now, NULL);
+    ck_assert_int_eq(oidc_check(pub, t, "n-1", now), TSR_OK);
+    ck_assert_int_eq(oidc_check(pub, t, "n-1", now + 320), TSR_OK); /* within the skew */
+    /* Bad nonce, missing nonce, expired beyond the skew. */
+    ck_assert_int_eq(oidc_check(pub, t, "n-2", now), TSR_EUNAUTHENTICATED);
+    ck_assert_int_eq(oidc_check(pub, t, NULL, now), TSR_EUNAUTHENTICATED);
+    ck_assert_int_eq(oidc_check(pub, t, "n-1", now + 400), TSR_EUNAUTHENTICATED);
+    free(t);
+    t = oidc_token(es, now, NULL);
+    ck_assert_int_eq(oidc_check(pub_es, t, "n-1", now), TSR_OK);
+    free(t);
+    static const char *const bad[] = {
+        "{\"iss\":\"https://evil.test\"}",      /* wrong iss */
+        "{\"aud\":\"another-client\"}",         /* wrong aud */
+        "{\"aud\":[\"another\",\"x\"]}",        /* aud without us */
+        "{\"aud\":[\"tessera-client\",\"x\"]}", /* several audiences, no azp */
+        "{\"azp\":\"another\"}",                /* azp not us */
+        "{\"exp\":1799999000}",                 /* expired */
+        "{\"exp\":null}",                       /* no exp */
+        "{\"iat\":null}",                       /* no iat */
+        "{\"nbf\":1800001000}",                 /* not yet valid */
+        "{\"nonce\":null}",                     /* no nonce */
+        "{\"nonce\":\"n-2\"}",                  /* another sign-in's nonce */
+        "{\"sub\":null}",                       /* no subject */
+        "{\"exp\":\"1800000300\"}",             /* exp as a string */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        t = oidc_token(rs, now, bad[i]);
+        ck_assert_msg(oidc_check(pub, t, "n-1", now) == TSR_EUNAUTHENTICATED, "accepted %s",
+                      bad[i]);
+        free(t);
+    }
+    /* Signed by another key under the same kid; an unknown kid; ES256 against an RSA set. */
+    t = oidc_token(other, now, NULL);
+    ck_assert_int_eq(oidc_check(pub, t, "n-1", now), TSR_EUNAUTHENTICATED);
+    free(t);
+    t = oidc_token(unknown, now, NULL);
+    ck_assert_int_eq(oidc_check(pub, t, "n-1", now), TSR_EUNAUTHENTICATED);
+    free(t);
+    t = oidc_token(es, now, NULL);
+    ck_assert_int_eq(oidc_check(pub, t, "n-1", now), TSR_EUNAUTHENTICATED);
+    free(t);
+    /* alg none with the good claims and an empty signature; and a token with its payload
+     * swapped. */
+    t = oidc_token(rs, now, NULL);
+    tsr_buf_t b;
+    tsr_buf_init(&b, 8192);
+    const char *hdr_none = "{\"alg\":\"none\",\"kid\":\"rsa-1\"}";
+    tsr_crypto_b64url_encode(hdr_none, strlen(hdr_none), &b);
+    const char *dot1 = strchr(t, '.'), *dot2 = strchr(dot1 + 1, '.');
+    tsr_buf_append(&b, dot1, (size_t)(dot2 - dot1 + 1));
+    ck_assert_int_eq(oidc_check(pub, b.data, "n-1", now), TSR_EUNAUTHENTICATED);
+    tsr_buf_cleanup(&b);
+    char *t2 = oidc_token(rs, now, "{\"sub\":\"admin\"}");
+    tsr_buf_init(&b, 8192);
+    tsr_buf_append(&b, t, (size_t)(dot1 - t));
+    const char *d21 = strchr(t2, '.'), *d22 = strchr(d21 + 1, '.');
+    tsr_buf_append(&b, d21, (size_t)(d22 - d21));
+    tsr_buf_append_str(&b, dot2);
+    ck_assert_int_eq(oidc_check(pub, b.data, "n-1", now), TSR_EUNAUTHENTICATED);
+    tsr_buf_cleanup(&b);
+    free(t2);
+    free(t);
+    ck_assert_int_eq(oidc_check(pub, NULL, "n-1", now), TSR_EUNAUTHENTICATED);
+    tsr_crypto_jwt_keyset_destroy(rs);
+    tsr_crypto_jwt_keyset_destroy(es);
+    tsr_crypto_jwt_keyset_destroy(other);
+    tsr_crypto_jwt_keyset_destroy(unknown);
+    tsr_crypto_jwt_keyset_destroy(pub);
+    tsr_crypto_jwt_keyset_destroy(pub_es);
+}
+END_TEST
+
+static tsr_err_t disc_parse(const char *doc, const char *url) {
+    tsr_error_t err;
+    tsr_id__oidc_disc_t d;
+    tsr_err_t rc = tsr_identity__oidc_discovery_parse(doc, strlen(doc), url, &d, &err);
+    if (rc == TSR_OK) {
+        ck_assert_ptr_nonnull(d.jwks_uri);
+        tsr_identity__oidc_disc_cleanup(&d);
+    } else {
+        ck_assert_ptr_null(d.issuer);
+    }
+    return rc;
+}
+
+START_TEST(test_oidc_discovery_caps) {
+    const char *url = "https://idp.test/.well-known/openid-configuration";
+    const char *good = "{\"issuer\":\"https://idp.test\",\"authorization_endpoint\":"
+                       "\"https://idp.test/auth\",\"token_endpoint\":\"https://idp.test/token\","
+                       "\"jwks_uri\":\"https://idp.test/jwks\",\"response_types_supported\":"
+                       "[\"code\",\"id_token\"]}";
+    ck_assert_int_eq(disc_parse(good, url), TSR_OK);
+    ck_assert_int_eq(disc_parse(good, NULL), TSR_OK);
+    /* The issuer must be the discovery URL's prefix. */
+    ck_assert_int_eq(disc_parse(good, "https://other.test/.well-known/openid-configuration"),
+                     TSR_EINVAL);
+    /* Loopback http is allowed; other http is not. */
+    ck_assert_int_eq(
+        disc_parse("{\"issuer\":\"http://127.0.0.1:9\",\"authorization_endpoint\":"
+                   "\"http://127.0.0.1:9/auth\",\"token_endpoint\":\"http://127.0.0.1:9/token\","
+                   "\"jwks_uri\":\"http://127.0.0.1:9/jwks\"}",
+                   "http://127.0.0.1:9/.well-known/openid-configuration"),
+        TSR_OK);
+    ck_assert_int_eq(disc_parse("{\"issuer\":\"https://idp.test\",\"authorization_endpoint\":"
+                                "\"http://idp.test/auth\",\"token_endpoint\":\"https://idp.test/"
+                                "token\",\"jwks_uri\":\"https://idp.test/jwks\"}",
+                                url),
+                     TSR_EINVAL);
+    ck_assert_int_eq(disc_parse("{\"issuer\":\"https://idp.test\",\"authorization_endpoint\":"
+                                "\"https://idp.test/auth\",\"token_endpoint\":\"https://idp.test/"
+                                "token\"}",
+                                url),
+                     TSR_EINVAL); /* no jwks_uri */
+    ck_assert_int_eq(disc_parse("{\"issuer\":\"https://idp.test\",\"authorization_endpoint\":"
+                                "\"https://idp.test/auth\",\"token_endpoint\":\"https://idp.test/"
+                                "token\",\"jwks_uri\":\"https://idp.test/jwks\","
+                                "\"response_types_supported\":[\"id_token\"]}",
+                                url),
+                     TSR_EINVAL); /* no code flow */
+    ck_assert_int_eq(disc_parse("[1,2]", url), TSR_EINVAL);
+    ck_assert_int_eq(disc_parse("{\"issuer\":", url), TSR_EINVAL);
+    /* Size cap: checked before parsing. */
+    size_t n = TSR_ID__OIDC_DOC_MAX + 1;
+    char *big = malloc(n + 1);
+    memset(big, ' ', n);
+    memcpy(big, good, strlen(good));
+    big[n] = '\0';
+    ck_assert_int_eq(disc_parse(big, url), TSR_ETOOBIG);
+    free(big);
+    ck_assert(!tsr_identity__oidc_url_ok("http://idp.test/x"));
+    ck_assert(!tsr_identity__oidc_url_ok("http://127.0.0.1.evil.test/x"));
+    ck_assert(!tsr_identity__oidc_url_ok("ftp://idp.test/x"));
+    ck_assert(tsr_identity__oidc_url_ok("http://localhost:8080/x"));
+    ck_assert(tsr_identity__returnto_ok("/hub?x=1"));
+    ck_assert(!tsr_identity__returnto_ok("//evil.test/"));
+    ck_assert(!tsr_identity__returnto_ok("https://evil.test/"));
+    ck_assert(!tsr_identity__returnto_ok("/\\evil.test"));
+}
+END_TEST
+
+#define IDP_BODY                                                                                   \
+    "{\"protocol\":\"OIDC\",\"provider\":\"generic\",\"interactive\":true,"                        \
+    "\"description\":\"corp\",\"options\":{\"discoveryUrl\":\"https://idp.test/.well-known/"       \
+    "openid-configuration\",\"clientId\":\"tessera\",\"clientSecret\":\"s3cr3t-value\"}}"
+
+START_TEST(test_oidc_jit_user_link_and_conflicts) {
+    fx_t fx;
+    tsr_error_t err;
+    char uid[25], uid2[25];
+    const char *idp = "0123456789abcdef0123456a";
+    fx_init(&fx);
+    const char *ta = fx.a.tenant_id;
+    /* Not linked and creation off: refused, nothing written. */
+    ck_assert_int_eq(
+        tsr_identity__oidc_user(fx.id, ta, idp, "s-1", "s1@corp.test", "S", false, uid, &err),
+        TSR_EUNAUTHENTICATED);
+    /* No email claim: refused. */
+    ck_assert_int_eq(tsr_identity__oidc_user(fx.id, ta, idp, "s-1", NULL, "S", true, uid, &err),
+                     TSR_EUNAUTHENTICATED);
+    int before = fx.audits;
+    ck_assert_int_eq(
+        tsr_identity__oidc_user(fx.id, ta, idp, "s-1", "S1@Corp.test", "S One", true, uid, &err),
+        TSR_OK);
+    ck_assert_int_eq(fx.audits, before + 1); /* user.created */
+    char path[64];
+    snprintf(path, sizeof path, "/api/v1/users/%s", uid);
+    json_t *u = expect(&fx, "GET", path, HOST_A, fx.a.api_key, NULL, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(u, "email")), "s1@corp.test");
+    ck_assert_str_eq(json_string_value(json_object_get(u, "subject")), "oidc|s-1");
+    ck_assert_str_eq(json_string_value(json_object_get(u, "status")), "active");
+    json_decref(u);
+    /* The same subject again is the same user; another provider's same sub is not. */
+    ck_assert_int_eq(
+        tsr_identity__oidc_user(fx.id, ta, idp, "s-1", "other@corp.test", NULL, true, uid2, &err),
+        TSR_OK);
+    ck_assert_str_eq(uid, uid2);
+    /* An existing account's email is never taken over; nothing partial is left. */
+    ck_assert_int_eq(tsr_identity__oidc_user(fx.id, ta, "0123456789abcdef0123456b", "s-1",
+                                             "s1@corp.test", NULL, true, uid2, &err),
+                     TSR_ECONFLICT);
+    json_t *l = expect(&fx, "GET", "/api/v1/users?limit=100", HOST_A, fx.a.api_key, NULL, 200);
+    ck_assert_uint_eq(json_array_size(json_object_get(l, "data")), 2); /* admin + s-1 */
+    json_decref(l);
+    /* Same subject in tenant B: a separate user there. */
+    ck_assert_int_eq(tsr_identity__oidc_user(fx.id, fx.b.tenant_id, idp, "s-1", "s1@corp.test",
+                                             NULL, true, uid2, &err),
+                     TSR_OK);
+    ck_assert_str_ne(uid, uid2);
+    /* A disabled user cannot sign in through its provider. */
+    json_decref(expect(&fx, "PATCH", path, HOST_A, fx.a.api_key,
+                       "[{\"op\":\"replace\",\"path\":\"/status\",\"value\":\"disabled\"}]", 204));
+    ck_assert_int_eq(
+        tsr_identity__oidc_user(fx.id, ta, idp, "s-1", "s1@corp.test", NULL, true, uid2, &err),
+        TSR_EUNAUTHENTICATED);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+/* A fake OpenID Provider on loopback (tsr_httpd) for the relying party's HTTP paths:
+ * discovery (optionally oversized), JWKS (the current key set), and a token endpoint that
+ * checks client_secret_basic and PKCE before signing an ID token with the expected nonce. */
+typedef struct {
+    tsr_httpd_t *h;
+    char issuer[64];
+    tsr_jwt_keyset_t *ks;
+    char nonce[128];
+    char challenge[128];
+    bool big_discovery;
+    bool bad_nonce;
+    json_t *groups; /* the groups claim to send; NULL: none */
+    int token_calls;
+} fake_op_t;
+
+static tsr_err_t op_discovery(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    fake_op_t *op = ud;
+    (void)err;
+    json_t *d = json_pack("{ss ss+ ss+ ss+ s[s]}", "issuer", op->issuer, "authorization_endpoint",
+                          op->issuer, "/auth", "token_endpoint", op->issuer, "/token", "jwks_uri",
+                          op->issuer, "/jwks", "response_types_supported", "code");
+    if (op->big_discovery) {
+        char *pad = malloc(70000);
+        memset(pad, 'x', 69999);
+        pad[69999] = '\0';
+        json_object_set_new(d, "padding", json_string(pad));
+        free(pad);
+    }
+    tsr_req_reply_json(req, 200, d);
+    return TSR_OK;
+}
+
+static tsr_err_t op_jwks(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    fake_op_t *op = ud;
+    char *jwks = NULL;
+    tsr_err_t rc = tsr_crypto_jwt_keyset_jwks_format(op->ks, &jwks, err);
+    if (rc == TSR_OK) {
+        tsr_req_reply_bytes(req, 200, "application/json", jwks, strlen(jwks));
+    }
+    free(jwks);
+    return rc;
+}
+
+static tsr_err_t op_token(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    fake_op_t *op = ud;
+    size_t n = 0;
+    const char *body = tsr_req_body(req, &n);
+    const char *authz = tsr_req_header(req, "authorization");
+    op->token_calls++;
+    /* client_secret_basic: base64("tessera:s3cr3t") */
+    if (authz == NULL || strcmp(authz, "Basic dGVzc2VyYTpzM2NyM3Q=") != 0) {
+        return tsr_error_set(err, TSR_EUNAUTHENTICATED, "bad client");
+    }
+    char form[2048];
+    snprintf(form, sizeof form, "%.*s", (int)n, body != NULL ? body : "");
+    const char *v = strstr(form, "code_verifier=");
+    char verifier[128] = "";
+    if (v != NULL) {
+        snprintf(verifier, sizeof verifier, "%.*s", (int)strcspn(v + 14, "&"), v + 14);
+    }
+    uint8_t md[32];
+    tsr_crypto_sha256(verifier, strlen(verifier), md);
+    tsr_buf_t b;
+    tsr_buf_init(&b, 128);
+    tsr_crypto_b64url_encode(md, sizeof md, &b);
+    bool pkce_ok = strcmp(b.data, op->challenge) == 0;
+    tsr_buf_cleanup(&b);
+    if (!pkce_ok || strstr(form, "grant_type=authorization_code") == NULL) {
+        tsr_req_reply_json(req, 400, json_pack("{ss}", "error", "invalid_grant"));
+        return TSR_OK;
+    }
+    int64_t now = tsr_wall_ms() / 1000;
+    json_t *c = json_pack("{ss ss ss ss ss ss sI sI}", "iss", op->issuer, "aud", "tessera", "sub",
+                          "fake-1", "email", "fake@op.test", "name", "Fake", "nonce",
+                          op->bad_nonce ? "replayed-nonce" : op->nonce, "iat", (json_int_t)now,
+                          "exp", (json_int_t)(now + 300));
+    if (op->groups != NULL) {
+        json_object_set(c, "groups", op->groups);
+    }
+    char *tok = NULL;
+    tsr_err_t rc = tsr_crypto_jwt_sign(op->ks, "JWT", c, &tok, err);
+    json_decref(c);
+    if (rc == TSR_OK) {
+        tsr_req_reply_json(req, 200, json_pack("{ss ss}", "id_token", tok, "token_type", "Bearer"));
+    }
+    free(tok);
+    return rc;
+}
+
+static void fake_op_start(fake_op_t *op) {
+    tsr_error_t err;
+    memset(op, 0, sizeof *op);
+    tsr_httpd_opts_t o = {.service = "op", .bind = "127.0.0.1", .threads = 2, .max_body = 65536};
+    ck_assert_int_eq(tsr_httpd_create(&o, &op->h, &err), TSR_OK);
+    ck_assert_int_eq(
+        tsr_httpd_route(op->h, "GET", "/.well-known/openid-configuration", op_discovery, op, &err),
+        TSR_OK);
+    ck_assert_int_eq(tsr_httpd_route(op->h, "GET", "/jwks", op_jwks, op, &err), TSR_OK);
+    ck_assert_int_eq(tsr_httpd_route(op->h, "POST", "/token", op_token, op, &err), TSR_OK);
+    ck_assert_int_eq(tsr_httpd_start(op->h, &err), TSR_OK);
+    snprintf(op->issuer, sizeof op->issuer, "http://127.0.0.1:%u", tsr_httpd_port(op->h));
+    op->ks = signing_set("op-1", TSR_JWT_ALG_RS256);
+}
+
+/* The query parameter name of url into out ("" if absent). */
+static void url_param(const char *url, const char *name, char *out, size_t n) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "%s=", name);
+    const char *p = strstr(url, pat);
+    out[0] = '\0';
+    if (p != NULL && (p[-1] == '?' || p[-1] == '&')) {
+        p += strlen(pat);
+        snprintf(out, n, "%.*s", (int)strcspn(p, "&"), p);
+    }
+}
+
+/* One sign-in through the fake OP; returns the callback's status, *cookie the session. */
+static unsigned fake_signin(fx_t *fx, fake_op_t *op, const char *iid, char *cookie, size_t n) {
+    char path[256], state[128], hcookie[256];
+    tsr_httpd_response_t r;
+    snprintf(path, sizeof path, "/api/v1/identity/oidc/%s/login?returnto=/hub", iid);
+    call(fx, "GET", path, HOST_A, NULL, NULL, &r);
+    ck_assert_msg(r.status == 302, "login: %u %s", r.status, r.body);
+    const char *loc = hdr(&r, "location");
+    ck_assert_ptr_nonnull(strstr(loc, "/auth?response_type=code&client_id=tessera&"));
+    ck_assert_ptr_nonnull(strstr(loc, "code_challenge_method=S256"));
+    ck_assert_ptr_nonnull(
+        strstr(loc, "redirect_uri=http%3A%2F%2Fa.test%3A8080%2Fapi%2Fv1%2Fidentity%2Foidc%2F"));
+    url_param(loc, "state", state, sizeof state);
+    url_param(loc, "nonce", op->nonce, sizeof op->nonce);
+    url_param(loc, "code_challenge", op->challenge, sizeof op->challenge);
+    ck_assert_uint_eq(strlen(state), 43);
+    ck_assert_ptr_nonnull(strstr(hdr(&r, "set-cookie"), "tsr_oidc="));
+    tsr_httpd_response_cleanup(&r);
+    snprintf(path, sizeof path, "/api/v1/identity/oidc/%s/callback?code=c1&state=%s", iid, state);
+    snprintf(hcookie, sizeof hcookie, "tsr_oidc=%s", state);
+    const char *h[] = {"Host", HOST_A, "Cookie", hcookie, NULL};
+    tsr_httpd_inject(fx->h, "GET", path, h, NULL, 0, &r);
+    unsigned st = r.status;
+    cookie[0] = '\0';
+    if (st == 302) {
+        ck_assert_str_eq(hdr(&r, "location"), "/hub");
+        const char *sc = hdr(&r, "set-cookie");
+        ck_assert_ptr_nonnull(sc);
+        ck_assert_ptr_nonnull(hdr(&r, "qlik-csrf-token"));
+        snprintf(cookie, n, "%.*s", (int)strcspn(sc, ";"), sc);
+    }
+    tsr_httpd_response_cleanup(&r);
+    /* The state is single use. */
+    tsr_httpd_inject(fx->h, "GET", path, h, NULL, 0, &r);
+    ck_assert_uint_eq(r.status, 401);
+    tsr_httpd_response_cleanup(&r);
+    return st;
+}
+
+START_TEST(test_oidc_flow_with_fake_provider) {
+    fx_t fx;
+    fake_op_t op;
+    tsr_error_t err;
+    char body[1024], cookie[256];
+    fx_init(&fx);
+    fake_op_start(&op);
+    snprintf(body, sizeof body,
+             "{\"protocol\":\"OIDC\",\"options\":{\"discoveryUrl\":\"%s/.well-known/"
+             "openid-configuration\",\"clientId\":\"tessera\",\"clientSecret\":\"s3cr3t\"}}",
+             op.issuer);
+    json_t *c = expect(&fx, "POST", "/api/v1/identity-providers", HOST_A, fx.a.api_key, body, 201);
+    const char *iid = json_string_value(json_object_get(c, "id"));
+    ck_assert_uint_eq(fake_signin(&fx, &op, iid, cookie, sizeof cookie), 302);
+    const char *h[] = {"Host", HOST_A, "Cookie", cookie, NULL};
+    tsr_httpd_response_t r;
+    tsr_httpd_inject(fx.h, "GET", "/api/v1/users/me", h, NULL, 0, &r);
+    ck_assert_msg(r.status == 200, "%u %s", r.status, r.body);
+    ck_assert_ptr_nonnull(strstr(r.body, "fake@op.test"));
+    tsr_httpd_response_cleanup(&r);
+    /* The provider rotates its key: the cached JWKS lacks the new kid and is fetched again. */
+    tsr_jwt_key_t *k2 = NULL;
+    ck_assert_int_eq(tsr_crypto_jwt_key_generate("op-2", TSR_JWT_ALG_ES256, &k2, &err), TSR_OK);
+    tsr_jwt_keyset_t *ks2 = tsr_crypto_jwt_keyset_create();
+    ck_assert_int_eq(tsr_crypto_jwt_keyset_add(ks2, k2, true, &err), TSR_OK);
+    tsr_jwt_keyset_t *old = op.ks;
+    op.ks = ks2;
+    ck_assert_uint_eq(fake_signin(&fx, &op, iid, cookie, sizeof cookie), 302);
+    ck_assert_int_eq(op.token_calls, 2);
+    tsr_crypto_jwt_keyset_destroy(old);
+    /* An ID token carrying another sign-in's nonce (a replay): refused, no session. */
+    op.bad_nonce = true;
+    int audits = fx.audits;
+    ck_assert_uint_eq(fake_signin(&fx, &op, iid, cookie, sizeof cookie), 401);
+    ck_assert_str_eq(cookie, "");
+    ck_assert_int_eq(fx.audits, audits + 1); /* login.failed only */
+    op.bad_nonce = false;
+    /* An oversized discovery document (another URL, so not cached): the start fails with a
+     * clear 503 and stores nothing. */
+    op.big_discovery = true;
+    snprintf(body, sizeof body,
+             "{\"protocol\":\"OIDC\",\"options\":{\"discoveryUrl\":\"http://localhost:%u/"
+             ".well-known/openid-configuration\",\"clientId\":\"tessera\",\"clientSecret\":"
+             "\"s3cr3t\"}}",
+             tsr_httpd_port(op.h));
+    json_t *c2 = expect(&fx, "POST", "/api/v1/identity-providers", HOST_A, fx.a.api_key, body, 201);
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/identity/oidc/%s/login",
+             json_string_value(json_object_get(c2, "id")));
+    tsr_httpd_response_t r2;
+    call(&fx, "GET", path, HOST_A, NULL, NULL, &r2);
+    ck_assert_msg(r2.status == 503 && strstr(r2.body, "more than") != NULL, "%u %s", r2.status,
+                  r2.body);
+    tsr_httpd_response_cleanup(&r2);
+    json_decref(c2);
+    json_decref(c);
+    tsr_httpd_destroy(op.h);
+    tsr_crypto_jwt_keyset_destroy(op.ks);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+/* The names in the user's assignedGroups, in order, as "a,b". */
+static void user_groups(fx_t *fx, const char *cookie, char *out, size_t n) {
+    const char *h[] = {"Host", HOST_A, "Cookie", cookie, NULL};
+    tsr_httpd_response_t r;
+    tsr_httpd_inject(fx->h, "GET", "/api/v1/users/me", h, NULL, 0, &r);
+    ck_assert_uint_eq(r.status, 200);
+    json_t *u = body_json(&r);
+    size_t i;
+    json_t *g;
+    out[0] = '\0';
+    json_array_foreach(json_object_get(u, "assignedGroups"), i, g) {
+        size_t l = strlen(out);
+        snprintf(out + l, n - l, "%s%s", l > 0 ? "," : "",
+                 json_string_value(json_object_get(g, "name")));
+    }
+    json_decref(u);
+    tsr_httpd_response_cleanup(&r);
+}
+
+static const char *session_roles(fx_t *fx, const char *cookie, char *out, size_t n) {
+    const char *h[] = {"Host", HOST_A, "Cookie", cookie, "X-Original-Method", "GET", NULL};
+    tsr_httpd_response_t r;
+    tsr_httpd_inject(fx->h, "GET", "/internal/v1/authn", h, NULL, 0, &r);
+    ck_assert_uint_eq(r.status, 200);
+    snprintf(out, n, "%s", hdr(&r, "x-tsr-roles"));
+    tsr_httpd_response_cleanup(&r);
+    return out;
+}
+
+START_TEST(test_oidc_group_mapping_rules) {
+    fx_t fx;
+    fake_op_t op;
+    char body[1024], cookie[256], groups[512], roles[128], path[128];
+    fx_init(&fx);
+    fake_op_start(&op);
+    snprintf(body, sizeof body,
+             "{\"protocol\":\"OIDC\",\"options\":{\"discoveryUrl\":\"%s/.well-known/"
+             "openid-configuration\",\"clientId\":\"tessera\",\"clientSecret\":\"s3cr3t\"}}",
+             op.issuer);
+    json_t *c = expect(&fx, "POST", "/api/v1/identity-providers", HOST_A, fx.a.api_key, body, 201);
+    const char *iid = json_string_value(json_object_get(c, "id"));
+    /* First sign-in: the mapped groups are created (providerType idp) and joined. */
+    op.groups = json_pack("[ss]", "Sales", "Eng");
+    ck_assert_uint_eq(fake_signin(&fx, &op, iid, cookie, sizeof cookie), 302);
+    user_groups(&fx, cookie, groups, sizeof groups);
+    ck_assert_str_eq(groups, "Sales,Eng");
+    /* A grant by hand: a custom group; and a custom group whose name the provider also sends. */
+    json_t *hand =
+        expect(&fx, "POST", "/api/v1/groups", HOST_A, fx.a.api_key, "{\"name\":\"Hand\"}", 201);
+    json_decref(expect(&fx, "POST", "/api/v1/groups", HOST_A, fx.a.api_key,
+                       "{\"name\":\"Admins\",\"assignedRoles\":[{\"name\":\"TenantAdmin\"}]}",
+                       201));
+    json_t *me = NULL;
+    {
+        const char *h[] = {"Host", HOST_A, "Cookie", cookie, NULL};
+        tsr_httpd_response_t r;
+        tsr_httpd_inject(fx.h, "GET", "/api/v1/users/me", h, NULL, 0, &r);
+        me = body_json(&r);
+        tsr_httpd_response_cleanup(&r);
+    }
+    snprintf(path, sizeof path, "/api/v1/users/%s", json_string_value(json_object_get(me, "id")));
+    json_t *ag = json_deep_copy(json_object_get(me, "assignedGroups"));
+    json_array_append_new(ag, json_pack("{sO}", "id", json_object_get(hand, "id")));
+    json_t *ops =
+        json_pack("[{ss ss so}]", "op", "replace", "path", "/assignedGroups", "value", ag);
+    char *ops_s = json_dumps(ops, JSON_COMPACT);
+    json_decref(expect(&fx, "PATCH", path, HOST_A, fx.a.api_key, ops_s, 204));
+    free(ops_s);
+    json_decref(ops);
+    /* Next sign-in: Sales is gone at the provider, Hand stays, Admins (hand-made) is not joined. */
+    json_decref(op.groups);
+    op.groups = json_pack("[sss]", "Eng", "Admins", "Eng");
+    ck_assert_uint_eq(fake_signin(&fx, &op, iid, cookie, sizeof cookie), 302);
+    user_groups(&fx, cookie, groups, sizeof groups);
+    ck_assert_str_eq(groups, "Hand,Eng");
+    ck_assert_str_eq(session_roles(&fx, cookie, roles, sizeof roles), "User");
+    /* No groups claim: nothing is removed. */
+    json_decref(op.groups);
+    op.groups = NULL;
+    ck_assert_uint_eq(fake_signin(&fx, &op, iid, cookie, sizeof cookie), 302);
+    user_groups(&fx, cookie, groups, sizeof groups);
+    ck_assert_str_eq(groups, "Hand,Eng");
+    /* An idp group given TenantAdmin makes admins only once the tenant opts in. */
+    json_t *grp = expect(&fx, "GET", "/api/v1/groups?limit=100", HOST_A, fx.a.api_key, NULL, 200);
+    size_t i;
+    json_t *g;
+    const char *eng = NULL;
+    json_array_foreach(json_object_get(grp, "data"), i, g) {
+        if (strcmp(json_string_value(json_object_get(g, "name")), "Eng") == 0) {
+            eng = json_string_value(json_object_get(g, "id"));
+            ck_assert_str_eq(json_string_value(json_object_get(g, "providerType")), "idp");
         }
-        ck_assert_msg(found, "route %s is not in api/openapi/identity.yaml", want);
     }
-    ck_assert_uint_eq(nops, nroutes);
+    ck_assert_ptr_nonnull(eng);
+    snprintf(path, sizeof path, "/api/v1/groups/%s", eng);
+    json_decref(expect(&fx, "PATCH", path, HOST_A, fx.a.api_key,
+                       "[{\"op\":\"replace\",\"path\":\"/assignedRoles\",\"value\":[{\"name\":"
+                       "\"TenantAdmin\"}]}]",
+                       204));
+    ck_assert_str_eq(session_roles(&fx, cookie, roles, sizeof roles), "User");
+    snprintf(path, sizeof path, "/api/v1/tenants/%s", fx.a.tenant_id);
+    json_decref(expect(&fx, "PATCH", path, HOST_A, fx.a.api_key,
+                       "[{\"op\":\"replace\",\"path\":\"/idpGroupsGrantAdmin\",\"value\":true}]",
+                       204));
+    ck_assert_str_eq(session_roles(&fx, cookie, roles, sizeof roles), "TenantAdmin,User");
+    json_decref(grp);
+    json_decref(me);
+    json_decref(hand);
+    json_decref(c);
+    tsr_httpd_destroy(op.h);
+    tsr_crypto_jwt_keyset_destroy(op.ks);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+START_TEST(test_idp_crud_secret_sealed_and_isolated) {
+    fx_t fx;
+    tsr_error_t err;
+    fx_init(&fx);
+    json_t *c =
+        expect(&fx, "POST", "/api/v1/identity-providers", HOST_A, fx.a.api_key, IDP_BODY, 201);
+    const char *iid = json_string_value(json_object_get(c, "id"));
+    char *dump = json_dumps(c, JSON_COMPACT);
+    ck_assert_msg(strstr(dump, "s3cr3t") == NULL && strstr(dump, "Secret") == NULL, "%s", dump);
+    free(dump);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(c, "options"), "scope")),
+                     "openid profile email");
+    ck_assert(json_is_true(json_object_get(c, "createNewUsersOnLogin")));
+    /* Stored sealed under A's DEK, bound to the IdP id. */
+    json_t *doc = NULL;
+    char *plain = NULL;
+    ck_assert_int_eq(
+        fx.id->docs.get(fx.id->docs.ud, TSR_ID__C_IDPS, fx.a.tenant_id, iid, &doc, &err), TSR_OK);
+    const char *sealed =
+        json_string_value(json_object_get(json_object_get(doc, "options"), "clientSecretSealed"));
+    ck_assert_ptr_nonnull(sealed);
+    ck_assert_ptr_null(strstr(sealed, "s3cr3t"));
+    ck_assert_int_eq(tsr_identity__open_str(fx.id, fx.a.tenant_id, "idp-client-secret", iid, sealed,
+                                            &plain, &err),
+                     TSR_OK);
+    ck_assert_str_eq(plain, "s3cr3t-value");
+    free(plain);
+    ck_assert_int_ne(tsr_identity__open_str(fx.id, fx.b.tenant_id, "idp-client-secret", iid, sealed,
+                                            &plain, &err),
+                     TSR_OK);
+    json_decref(doc);
+    char path[128], missing[128];
+    snprintf(path, sizeof path, "/api/v1/identity-providers/%s", iid);
+    snprintf(missing, sizeof missing, "/api/v1/identity-providers/%s", MISSING_ID);
+    json_decref(expect(&fx, "GET", path, HOST_A, fx.a.api_key, NULL, 200));
+    /* Tenant B's admin sees nothing of A's provider. */
+    json_decref(expect(&fx, "GET", path, HOST_B, fx.b.api_key, NULL, 404));
+    json_decref(expect(&fx, "DELETE", path, HOST_B, fx.b.api_key, NULL, 404));
+    json_t *lb = expect(&fx, "GET", "/api/v1/identity-providers", HOST_B, fx.b.api_key, NULL, 200);
+    ck_assert_uint_eq(json_array_size(json_object_get(lb, "data")), 0);
+    json_decref(lb);
+    assert_same_404(&fx, "GET", missing, missing, NULL);
+    /* A plain user may not manage providers. */
+    char uid[25];
+    char *ukey = user_with_key(&fx, "dev@a.test", "[{\"name\":\"Developer\"}]", uid);
+    json_decref(expect(&fx, "GET", "/api/v1/identity-providers", HOST_A, ukey, NULL, 403));
+    json_decref(expect(&fx, "POST", "/api/v1/identity-providers", HOST_A, ukey, IDP_BODY, 403));
+    free(ukey);
+    /* Validation. */
+    static const char *const bad[] = {
+        "{\"protocol\":\"SAML\",\"options\":{}}",
+        "{\"protocol\":\"OIDC\",\"options\":{\"discoveryUrl\":\"http://idp.test/.well-known/"
+        "openid-configuration\",\"clientId\":\"c\",\"clientSecret\":\"s\"}}",
+        "{\"protocol\":\"OIDC\",\"options\":{\"discoveryUrl\":\"https://idp.test/x\","
+        "\"clientId\":\"c\",\"clientSecret\":\"s\"}}",
+        "{\"protocol\":\"OIDC\",\"options\":{\"discoveryUrl\":\"https://idp.test/.well-known/"
+        "openid-configuration\",\"clientId\":\"c\"}}",
+        "{\"protocol\":\"OIDC\",\"options\":{\"discoveryUrl\":\"https://idp.test/.well-known/"
+        "openid-configuration\",\"clientId\":\"c\",\"clientSecret\":\"s\",\"scope\":\"profile\"}}",
+        "{\"protocol\":\"OIDC\",\"options\":{\"discoveryUrl\":\"https://idp.test/.well-known/"
+        "openid-configuration\",\"clientId\":\"c\",\"clientSecret\":\"s\",\"claimsMapping\":"
+        "{\"sub\":[\"sub\"]}}}",
+        "{\"protocol\":\"OIDC\",\"bogus\":1,\"options\":{}}",
+        "{\"protocol\":\"OIDC\",\"tenantIds\":[\"0123456789abcdef01234567\"],\"options\":{"
+        "\"discoveryUrl\":\"https://idp.test/.well-known/openid-configuration\",\"clientId\":"
+        "\"c\",\"clientSecret\":\"s\"}}",
+    };
+    int before = fx.audits;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_decref(
+            expect(&fx, "POST", "/api/v1/identity-providers", HOST_A, fx.a.api_key, bad[i], 400));
+    }
+    ck_assert_int_eq(fx.audits, before);
+    /* Patch: a new scope and secret; a bad path changes nothing. */
+    json_t *pt = expect(&fx, "PATCH", path, HOST_A, fx.a.api_key,
+                        "[{\"op\":\"replace\",\"path\":\"/options/scope\",\"value\":\"openid "
+                        "email\"},{\"op\":\"replace\",\"path\":\"/options/clientSecret\","
+                        "\"value\":\"n3w\"}]",
+                        200);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(pt, "options"), "scope")),
+                     "openid email");
+    ck_assert_ptr_null(json_object_get(json_object_get(pt, "options"), "clientSecret"));
+    json_decref(pt);
+    ck_assert_int_eq(
+        fx.id->docs.get(fx.id->docs.ud, TSR_ID__C_IDPS, fx.a.tenant_id, iid, &doc, &err), TSR_OK);
+    sealed =
+        json_string_value(json_object_get(json_object_get(doc, "options"), "clientSecretSealed"));
+    ck_assert_int_eq(tsr_identity__open_str(fx.id, fx.a.tenant_id, "idp-client-secret", iid, sealed,
+                                            &plain, &err),
+                     TSR_OK);
+    ck_assert_str_eq(plain, "n3w");
+    free(plain);
+    json_decref(doc);
+    json_decref(expect(&fx, "PATCH", path, HOST_A, fx.a.api_key,
+                       "[{\"op\":\"replace\",\"path\":\"/id\",\"value\":\"x\"}]", 400));
+    json_decref(expect(&fx, "PATCH", path, HOST_A, fx.a.api_key,
+                       "[{\"op\":\"replace\",\"path\":\"/options/discoveryUrl\",\"value\":"
+                       "\"http://idp.test/.well-known/openid-configuration\"}]",
+                       400));
+    json_t *l = expect(&fx, "GET", "/api/v1/identity-providers", HOST_A, fx.a.api_key, NULL, 200);
+    ck_assert_uint_eq(json_array_size(json_object_get(l, "data")), 1);
+    json_decref(l);
+    /* Sign-in start: unknown provider 404; another tenant's provider 404; no tenant 404. */
+    char lpath[160];
+    snprintf(lpath, sizeof lpath, "/api/v1/identity/oidc/%s/login", iid);
+    json_decref(expect(&fx, "GET", lpath, HOST_B, NULL, NULL, 404));
+    json_decref(
+        expect(&fx, "GET", "/api/v1/identity/oidc/" MISSING_ID "/login", HOST_A, NULL, NULL, 404));
+    json_decref(expect(&fx, "GET", "/api/v1/identity/oidc/nope/login", HOST_A, NULL, NULL, 404));
+    json_decref(expect(&fx, "GET", lpath, "nobody.test", NULL, NULL, 404));
+    /* Callback: a state that does not match the browser's cookie, or is unknown, is refused. */
+    char cb[256];
+    snprintf(cb, sizeof cb, "/api/v1/identity/oidc/%s/callback?code=c&state=abc", iid);
+    json_decref(expect(&fx, "GET", cb, HOST_A, NULL, NULL, 401));
+    const char *h1[] = {"Host", HOST_A, "Cookie", "x=1; tsr_oidc=abd", NULL};
+    const char *h2[] = {"Host", HOST_A, "Cookie", "x=1; tsr_oidc=abc", NULL};
+    tsr_httpd_response_t r;
+    tsr_httpd_inject(fx.h, "GET", cb, h1, NULL, 0, &r);
+    ck_assert_uint_eq(r.status, 401);
+    ck_assert_msg(strstr(r.body, "this browser") != NULL, "%s", r.body);
+    tsr_httpd_response_cleanup(&r);
+    tsr_httpd_inject(fx.h, "GET", cb, h2, NULL, 0, &r);
+    ck_assert_uint_eq(r.status, 401);
+    ck_assert_msg(strstr(r.body, "unknown, used or expired state") != NULL, "%s", r.body);
+    tsr_httpd_response_cleanup(&r);
+    json_decref(expect(&fx, "DELETE", path, HOST_A, fx.a.api_key, NULL, 204));
+    json_decref(expect(&fx, "GET", path, HOST_A, fx.a.api_key, NULL, 404));
+    json_decref(c);
+    fx_cleanup(&fx);
 }
 END_TEST
 
@@ -2118,6 +2823,12 @@ int main(void) {
     tcase_add_test(tc, test_duration_parse_valid_and_invalid);
     tcase_add_test(tc, test_routes_without_service_is_einval);
     tcase_add_test(tc, test_routes_and_openapi_cover_each_other);
+    tcase_add_test(tc, test_oidc_id_token_matrix);
+    tcase_add_test(tc, test_oidc_discovery_caps);
+    tcase_add_test(tc, test_idp_crud_secret_sealed_and_isolated);
+    tcase_add_test(tc, test_oidc_jit_user_link_and_conflicts);
+    tcase_add_test(tc, test_oidc_flow_with_fake_provider);
+    tcase_add_test(tc, test_oidc_group_mapping_rules);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
