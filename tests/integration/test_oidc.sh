@@ -4,8 +4,9 @@
 # stack's API key, then curl with a cookie jar runs the authorization-code + PKCE flow (the
 # provider's dev login and consent forms), the callback creates the user just in time, and
 # the session cookie reaches GET /api/v1/users/me. Refused: a tampered state, a replayed
-# callback, a callback without the browser's state cookie, and tenant B using tenant A's
-# provider (start and callback).
+# callback, a callback without the browser's state cookie, tenant B using tenant A's
+# provider (start and callback), and ID tokens the provider's token endpoint tampers with
+# (another signing key, wrong aud, wrong iss, expired).
 source "$TSR_SOURCE_DIR/tests/integration/lib.sh"
 
 oidc_dir=$TSR_SOURCE_DIR/tests/oidc
@@ -134,6 +135,26 @@ it_expect_status "${back3/code=/code=x}" 401 -b "$jar3"
 grep -q "token endpoint refused" /tmp/it-body.$$ || it_fail "forged code: $(cat /tmp/it-body.$$)"
 it_expect_status "$back3" 401 -b "$jar3"
 it_ok "forged code refused by the provider; its state cannot be used again"
+
+# ID tokens the provider's token endpoint alters (tests/oidc/provider.js tamper modes): each
+# callback is refused with the reason and sets no session; the state is spent all the same.
+tamper() { curl -fs -o /dev/null "$issuer/__test/tamper?mode=$1" || it_fail "tamper mode $1"; }
+for case in "otherkey:bad signature" "unknownkid:unknown kid" "aud:wrong audience" \
+  "iss:wrong issuer" "expired:expired"; do
+  mode=${case%%:*} why=${case#*:}
+  tamper "$mode"
+  tj=$tmp/jar-$mode
+  tb=$(oidc_flow "$tj")
+  hdr=$(curl -s -c "$tj" -b "$tj" -D - -o /tmp/it-body.$$ "$tb" | tr -d '\r')
+  grep -q '^HTTP/1.1 401' <<<"$hdr" || it_fail "$mode: $(head -1 <<<"$hdr") $(cat /tmp/it-body.$$)"
+  grep -q "jwt: $why\"" /tmp/it-body.$$ || it_fail "$mode: reason: $(cat /tmp/it-body.$$)"
+  grep -qi '^set-cookie: tsr_session=tsrs_' <<<"$hdr" && it_fail "$mode: a session was set: $hdr"
+  grep -q 'tsr_session.*tsrs_' "$tj" && it_fail "$mode: the jar holds a session"
+  it_expect_status "$A_URL/api/v1/users/me" 401 -b "$tj"
+  tamper none
+  it_expect_status "$tb" 401 -b "$tj"
+done
+it_ok "ID token refused: signed by another key (same kid, unknown kid), wrong aud, wrong iss, expired; no session"
 
 # The audit trail (outbox → Kafka → audit): the OIDC sign-ins and the failed one.
 for _ in $(seq 100); do
