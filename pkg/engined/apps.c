@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -122,25 +124,19 @@ static tsr_err_t files_put(void *ud, const char *tenant_id, const char *app_id, 
 
 #define MAX_MODEL_FILE (INT64_C(8) << 30) /* bytes of one app's model file */
 
-static tsr_err_t files_put_model(void *ud, const char *tenant_id, const char *app_id,
-                                 const uint8_t *buf, size_t n, tsr_error_t *err) {
-    files_t *f = ud;
-    json_t *doc = NULL;
-    tsr_err_t rc = files_get(ud, tenant_id, app_id, &doc, err);
-    json_decref(doc);
-    if (rc != TSR_OK) {
-        return rc;
-    }
-    char path[4096], tmp[4200];
-    snprintf(path, sizeof path, "%s/%s/model.tsra", f->root, app_id);
+/* Write n bytes to path through a temporary file: write, fsync, rename. */
+static tsr_err_t write_atomic(const char *path, const void *buf, size_t n, tsr_error_t *err) {
+    char tmp[4200];
+    tsr_err_t rc = TSR_OK;
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         return tsr_error_set(err, TSR_EIO, "open %s: %s", tmp, strerror(errno));
     }
     size_t off = 0;
+    const uint8_t *p = buf;
     while (off < n) {
-        ssize_t w = write(fd, buf + off, n - off);
+        ssize_t w = write(fd, p + off, n - off);
         if (w < 0 && errno == EINTR) {
             continue;
         }
@@ -163,19 +159,130 @@ static tsr_err_t files_put_model(void *ud, const char *tenant_id, const char *ap
     return rc;
 }
 
-static tsr_err_t files_get_model(void *ud, const char *tenant_id, const char *app_id, uint8_t **buf,
-                                 size_t *n, tsr_error_t *err) {
+static void fsync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+/* The app's version pointer <dir>/model.ptr: {token, seq, file, time}. No pointer: a zero
+ * version and file "model.tsra" (apps written before versioned files). */
+static void read_ptr(const char *dir, tsr_engined_version_t *v, char *file, size_t file_n) {
+    char path[4200];
+    memset(v, 0, sizeof *v);
+    snprintf(file, file_n, "model.tsra");
+    snprintf(path, sizeof path, "%s/model.ptr", dir);
+    json_t *p = json_load_file(path, 0, NULL);
+    if (p == NULL) {
+        return;
+    }
+    const char *f = json_string_value(json_object_get(p, "file"));
+    const char *t = json_string_value(json_object_get(p, "time"));
+    json_int_t tok = json_integer_value(json_object_get(p, "token"));
+    json_int_t seq = json_integer_value(json_object_get(p, "seq"));
+    if (f != NULL && strchr(f, '/') == NULL && f[0] != '.' && tok >= 0 && seq > 0) {
+        v->token = (uint64_t)tok;
+        v->seq = (uint64_t)seq;
+        snprintf(v->time, sizeof v->time, "%s", t != NULL ? t : "");
+        snprintf(file, file_n, "%s", f);
+    }
+    json_decref(p);
+}
+
+static tsr_err_t files_version(void *ud, const char *tenant_id, const char *app_id,
+                               tsr_engined_version_t *ver, tsr_error_t *err) {
+    files_t *f = ud;
+    char dir[4096], file[256];
+    memset(ver, 0, sizeof *ver);
+    if (!id_is_valid(app_id)) {
+        return tsr_error_set(err, TSR_ENOTFOUND, "app not found");
+    }
+    (void)tenant_id; /* the pointer says nothing without the document: callers hold the app */
+    snprintf(dir, sizeof dir, "%s/%s", f->root, app_id);
+    read_ptr(dir, ver, file, sizeof file);
+    return TSR_OK;
+}
+
+static tsr_err_t files_put_model(void *ud, const char *tenant_id, const char *app_id,
+                                 const uint8_t *buf, size_t n, const uint64_t *fence,
+                                 tsr_engined_version_t *out, tsr_error_t *err) {
     files_t *f = ud;
     json_t *doc = NULL;
-    *buf = NULL;
-    *n = 0;
     tsr_err_t rc = files_get(ud, tenant_id, app_id, &doc, err);
     json_decref(doc);
     if (rc != TSR_OK) {
         return rc;
     }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s/model.tsra", f->root, app_id);
+    char dir[4096], staged[4400], path[4400], lock[4400], old[256], file[256];
+    snprintf(dir, sizeof dir, "%s/%s", f->root, app_id);
+    /* The new model goes to a file of its own first: a crash (or a refused switch) leaves the
+     * current version untouched; a half-written file is never pointed to. */
+    snprintf(staged, sizeof staged, "%s/model.staged.%ld.%llu", dir, (long)getpid(),
+             (unsigned long long)tsr_mono_ms());
+    if ((rc = write_atomic(staged, buf, n, err)) != TSR_OK) {
+        return rc;
+    }
+    snprintf(lock, sizeof lock, "%s/model.lock", dir);
+    int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lfd < 0 || flock(lfd, LOCK_EX) != 0) {
+        rc = tsr_error_set(err, TSR_EIO, "lock %s: %s", lock, strerror(errno));
+        goto out;
+    }
+    tsr_engined_version_t cur, next = {0};
+    read_ptr(dir, &cur, old, sizeof old);
+    if (fence != NULL && *fence <= cur.token) {
+        rc = tsr_error_set(err, TSR_ECONFLICT,
+                           "stale fencing token %llu: the app's model is at token %llu",
+                           (unsigned long long)*fence, (unsigned long long)cur.token);
+        goto out;
+    }
+    next.token = fence != NULL ? *fence : cur.token;
+    next.seq = cur.seq + 1;
+    tsr_time_format_rfc3339(tsr_wall_ms(), next.time);
+    snprintf(file, sizeof file, "model-%llu-%llu.tsra", (unsigned long long)next.token,
+             (unsigned long long)next.seq);
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    if (rename(staged, path) != 0) {
+        rc = tsr_error_set(err, TSR_EIO, "rename %s: %s", path, strerror(errno));
+        goto out;
+    }
+    staged[0] = '\0';
+    fsync_dir(dir);
+    json_t *ptr = json_pack("{sIsIssss}", "token", (json_int_t)next.token, "seq",
+                            (json_int_t)next.seq, "file", file, "time", next.time);
+    char *text = json_dumps(ptr, JSON_COMPACT);
+    json_decref(ptr);
+    char ppath[4400];
+    snprintf(ppath, sizeof ppath, "%s/model.ptr", dir);
+    rc = write_atomic(ppath, text, strlen(text), err);
+    free(text);
+    if (rc != TSR_OK) {
+        unlink(path);
+        goto out;
+    }
+    fsync_dir(dir);
+    if (strcmp(old, file) != 0) {
+        /* Readers open the file the pointer names and read it whole; one that lost the race
+         * with this unlink retries with the new pointer. */
+        snprintf(path, sizeof path, "%s/%s", dir, old);
+        (void)unlink(path);
+    }
+    if (out != NULL) {
+        *out = next;
+    }
+out:
+    if (staged[0] != '\0') {
+        unlink(staged);
+    }
+    if (lfd >= 0) {
+        close(lfd); /* releases the flock */
+    }
+    return rc;
+}
+
+static tsr_err_t read_file(const char *path, uint8_t **buf, size_t *n, tsr_error_t *err) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         return tsr_error_set(err, errno == ENOENT ? TSR_ENOTFOUND : TSR_EIO, "open %s: %s", path,
@@ -206,6 +313,36 @@ static tsr_err_t files_get_model(void *ud, const char *tenant_id, const char *ap
     *buf = b;
     *n = len;
     return TSR_OK;
+}
+
+static tsr_err_t files_get_model(void *ud, const char *tenant_id, const char *app_id, uint8_t **buf,
+                                 size_t *n, tsr_engined_version_t *ver, tsr_error_t *err) {
+    files_t *f = ud;
+    json_t *doc = NULL;
+    *buf = NULL;
+    *n = 0;
+    tsr_err_t rc = files_get(ud, tenant_id, app_id, &doc, err);
+    json_decref(doc);
+    if (rc != TSR_OK) {
+        return rc;
+    }
+    char dir[4096], file[256], path[4400];
+    snprintf(dir, sizeof dir, "%s/%s", f->root, app_id);
+    for (int attempt = 0; attempt < 5; attempt++) {
+        tsr_engined_version_t v;
+        read_ptr(dir, &v, file, sizeof file);
+        snprintf(path, sizeof path, "%s/%s", dir, file);
+        rc = read_file(path, buf, n, err);
+        if (rc == TSR_OK && ver != NULL) {
+            *ver = v;
+        }
+        /* ENOTFOUND with a pointer: a newer version replaced the file after we read the
+         * pointer; read the pointer again. */
+        if (rc != TSR_ENOTFOUND || v.seq == 0) {
+            break;
+        }
+    }
+    return rc;
 }
 
 static tsr_err_t files_list(void *ud, const char *tenant_id, json_t **ids, tsr_error_t *err) {
@@ -247,6 +384,7 @@ tsr_err_t tsr_engined_appstore_files_open(const char *root, tsr_engined_appstore
                                     .put = files_put,
                                     .put_model = files_put_model,
                                     .get_model = files_get_model,
+                                    .version = files_version,
                                     .list = files_list,
                                     .close = files_close};
     return TSR_OK;
@@ -300,6 +438,8 @@ tsr_err_t tsr_engined_authenticate(void *ud, tsr_req_t *req, char **user_id, tsr
 
 /* ---- service state and the app registry ------------------------------------------------------ */
 
+static void *watch_main(void *arg);
+
 tsr_err_t tsr_engined_create(const tsr_engined_opts_t *opts, tsr_engined_t **out,
                              tsr_error_t *err) {
     if (opts == NULL || opts->store.get == NULL || opts->data_root == NULL) {
@@ -313,7 +453,13 @@ tsr_err_t tsr_engined_create(const tsr_engined_opts_t *opts, tsr_engined_t **out
     e->mem_budget = opts->memory_bytes;
     e->cache = opts->cache_bytes > 0 ? tsr_engine_cache_create(opts->cache_bytes) : NULL;
     e->roles = json_object();
+    e->spaces_url = opts->spaces_url != NULL ? tsr_xstrdup(opts->spaces_url) : NULL;
+    e->watch_ms = opts->watch_ms;
     pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    if (e->watch_ms > 0 && pthread_create(&e->watcher, NULL, watch_main, e) == 0) {
+        e->watching = true;
+    }
     *out = e;
     return TSR_OK;
 }
@@ -338,6 +484,8 @@ static tsr_err_t mkdir_p(const char *path, tsr_error_t *err) {
     return TSR_OK;
 }
 
+#define WATCH_MS 500 /* how often serving replicas look for model versions written elsewhere */
+
 tsr_err_t tsr_engined_create_from_config(tsr_engined_t **out, tsr_error_t *err) {
     char apps[4096], data[4096];
     const char *state = tsr_config_get("TSR_STATE_DIR");
@@ -358,7 +506,8 @@ tsr_err_t tsr_engined_create_from_config(tsr_engined_t **out, tsr_error_t *err) 
     tsr_engined_opts_t o = {.data_root = data,
                             .create_on_open = create,
                             .cache_bytes = (size_t)cache,
-                            .memory_bytes = (size_t)memory};
+                            .memory_bytes = (size_t)memory,
+                            .watch_ms = WATCH_MS};
     const char *spaces = tsr_config_get("TSR_ENGINE_SPACES_URL");
     char url[512];
     if (spaces[0] == '\0') {
@@ -373,6 +522,7 @@ tsr_err_t tsr_engined_create_from_config(tsr_engined_t **out, tsr_error_t *err) 
         (rc = tsr_engined_access_spaces_open(spaces, &o.access, err)) != TSR_OK) {
         return rc;
     }
+    o.spaces_url = strcmp(spaces, "off") != 0 ? spaces : NULL;
     if ((rc = mkdir_p(apps, err)) != TSR_OK || (rc = mkdir_p(data, err)) != TSR_OK ||
         (rc = tsr_engined_appstore_files_open(apps, &o.store, err)) != TSR_OK) {
         if (o.access.close != NULL) {
@@ -412,6 +562,13 @@ void tsr_engined_destroy(tsr_engined_t *e) {
     if (e == NULL) {
         return;
     }
+    if (e->watching) {
+        pthread_mutex_lock(&e->mu);
+        e->stop = true;
+        pthread_cond_signal(&e->cv);
+        pthread_mutex_unlock(&e->mu);
+        pthread_join(e->watcher, NULL);
+    }
     while (e->apps != NULL) {
         tsr_engined__app_t *a = e->apps;
         e->apps = a->next;
@@ -426,6 +583,8 @@ void tsr_engined_destroy(tsr_engined_t *e) {
     json_decref(e->roles);
     tsr_engine_cache_destroy(e->cache);
     free(e->data_root);
+    free(e->spaces_url);
+    pthread_cond_destroy(&e->cv);
     pthread_mutex_destroy(&e->mu);
     free(e);
 }
@@ -622,8 +781,18 @@ tsr_err_t tsr_engined__app_reload(tsr_engined__app_t *a, char **log, tsr_error_t
     size_t file_n = 0;
     tsr_engine_app_meta_t meta = {.script = script, .script_len = strlen(script)};
     rc = tsr_engine_app_save_mem(m, &meta, NULL, &file, &file_n, err);
+    tsr_engined_version_t ver = {0};
+    pthread_mutex_lock(&a->mu);
+    a->saving = true;
+    pthread_mutex_unlock(&a->mu);
     if (rc == TSR_OK && a->e->store.put_model != NULL) {
-        rc = a->e->store.put_model(a->e->store.ud, a->tenant_id, a->id, file, file_n, err);
+        rc = a->e->store.put_model(a->e->store.ud, a->tenant_id, a->id, file, file_n, NULL, &ver,
+                                   err);
+    }
+    if (rc != TSR_OK) {
+        pthread_mutex_lock(&a->mu);
+        a->saving = false;
+        pthread_mutex_unlock(&a->mu);
     }
     free(file);
     free(script);
@@ -635,6 +804,8 @@ tsr_err_t tsr_engined__app_reload(tsr_engined__app_t *a, char **log, tsr_error_t
     tsr_time_format_rfc3339(tsr_wall_ms(), now);
     pthread_mutex_lock(&a->mu);
     swap_model(a, m);
+    a->ver = ver;
+    a->saving = false;
     json_object_set_new(a->doc, "hasData", json_true());
     json_object_set_new(a->doc, "lastReloadTime", json_string(now));
     rc = tsr_engined__app_save(a, err);
@@ -647,7 +818,12 @@ tsr_err_t tsr_engined__app_reload(tsr_engined__app_t *a, char **log, tsr_error_t
  * logged. */
 static void app_ensure_loaded(tsr_engined__app_t *a) {
     pthread_mutex_lock(&a->mu);
-    if (!a->loaded && json_is_true(json_object_get(a->doc, "hasData"))) {
+    tsr_engined_version_t ver = {0};
+    if (!a->loaded && a->e->store.version != NULL) {
+        /* A reloader may have written a model this replica's document does not know of. */
+        (void)a->e->store.version(a->e->store.ud, a->tenant_id, a->id, &ver, NULL);
+    }
+    if (!a->loaded && (json_is_true(json_object_get(a->doc, "hasData")) || ver.seq > 0)) {
         tsr_engine_model_t *m = NULL;
         tsr_error_t err = {0};
         uint8_t *file = NULL;
@@ -656,7 +832,7 @@ static void app_ensure_loaded(tsr_engined__app_t *a) {
         /* Held on purpose: other sessions opening the app wait for the same model. The model
          * file when there is one; otherwise (older apps) the stored script runs again. */
         bool ok = a->e->store.get_model != NULL &&
-                  a->e->store.get_model(a->e->store.ud, a->tenant_id, a->id, &file, &file_n,
+                  a->e->store.get_model(a->e->store.ud, a->tenant_id, a->id, &file, &file_n, &ver,
                                         &err) == TSR_OK &&
                   tsr_engine_app_open_mem(file, file_n, NULL, &m, NULL, &err) == TSR_OK;
         if (!ok) {
@@ -665,6 +841,11 @@ static void app_ensure_loaded(tsr_engined__app_t *a) {
         }
         if (ok) {
             swap_model(a, m);
+            a->ver = ver;
+            if (ver.seq > 0) {
+                json_object_set_new(a->doc, "hasData", json_true());
+                json_object_set_new(a->doc, "lastReloadTime", json_string(ver.time));
+            }
         } else {
             tsr_log_ctx_t ctx = {.tenant_id = a->tenant_id};
             tsr_log_warn(&ctx, "engined: app %s: rebuilding the model failed: %s", a->id, err.msg);
@@ -702,6 +883,85 @@ void tsr_engined__app_push(tsr_engined__app_t *a, tsr_engined__doc_t *skip, cons
         free(h);
     }
     pthread_mutex_unlock(&a->mu);
+}
+
+/* ---- model versions written elsewhere ----------------------------------------------------------
+ */
+
+static bool ver_newer(const tsr_engined_version_t *a, const tsr_engined_version_t *b) {
+    return a->seq > b->seq;
+}
+
+/* Swap in the stored model of a when it is newer than the loaded one; push "change" to every
+ * handle of every session of the app. */
+static void app_refresh(tsr_engined__app_t *a) {
+    tsr_engined_version_t v = {0};
+    pthread_mutex_lock(&a->mu);
+    bool loaded = a->loaded && !a->saving;
+    tsr_engined_version_t cur = a->ver;
+    pthread_mutex_unlock(&a->mu);
+    if (!loaded || a->e->store.version == NULL ||
+        a->e->store.version(a->e->store.ud, a->tenant_id, a->id, &v, NULL) != TSR_OK ||
+        !ver_newer(&v, &cur)) {
+        return;
+    }
+    uint8_t *file = NULL;
+    size_t n = 0;
+    tsr_engine_model_t *m = NULL;
+    tsr_error_t err = {0};
+    if (a->e->store.get_model(a->e->store.ud, a->tenant_id, a->id, &file, &n, &v, &err) != TSR_OK ||
+        tsr_engine_app_open_mem(file, n, NULL, &m, NULL, &err) != TSR_OK) {
+        tsr_log_ctx_t ctx = {.tenant_id = a->tenant_id};
+        tsr_log_warn(&ctx, "engined: app %s: loading model version %llu.%llu failed: %s", a->id,
+                     (unsigned long long)v.token, (unsigned long long)v.seq, err.msg);
+        free(file);
+        return;
+    }
+    free(file);
+    pthread_mutex_lock(&a->mu);
+    bool swapped = a->loaded && !a->saving && ver_newer(&v, &a->ver);
+    if (swapped) {
+        swap_model(a, m);
+        a->ver = v;
+        json_object_set_new(a->doc, "hasData", json_true());
+        json_object_set_new(a->doc, "lastReloadTime", json_string(v.time));
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (!swapped) {
+        tsr_engine_model_destroy(m);
+        return;
+    }
+    tsr_log_ctx_t ctx = {.tenant_id = a->tenant_id};
+    tsr_log_info(&ctx, "engined: app %s: model version %llu.%llu swapped in", a->id,
+                 (unsigned long long)v.token, (unsigned long long)v.seq);
+    tsr_engined__app_push(a, NULL, NULL, false);
+    tsr_engined__evict(a->e, a);
+}
+
+static void *watch_main(void *arg) {
+    tsr_engined_t *e = arg;
+    pthread_mutex_lock(&e->mu);
+    while (!e->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t ns = ts.tv_nsec + (int64_t)e->watch_ms * 1000000;
+        ts.tv_sec += (time_t)(ns / 1000000000);
+        ts.tv_nsec = (long)(ns % 1000000000);
+        pthread_cond_timedwait(&e->cv, &e->mu, &ts);
+        if (e->stop) {
+            break;
+        }
+        /* Apps stay registered until destroy (only their models leave), so the list can be
+         * walked without e->mu while refreshing; new apps are pushed at the head. */
+        tsr_engined__app_t *head = e->apps;
+        pthread_mutex_unlock(&e->mu);
+        for (tsr_engined__app_t *a = head; a != NULL; a = a->next) {
+            app_refresh(a);
+        }
+        pthread_mutex_lock(&e->mu);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
 }
 
 /* ---- the QIX backend ------------------------------------------------------------------------ */

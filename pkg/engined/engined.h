@@ -20,6 +20,15 @@
 
 typedef struct tsr_engined tsr_engined_t;
 
+/* The version of an app's data model file: the fencing token of the reload run that wrote it
+ * (an interactive DoReload keeps the token it found), a sequence number every write bumps, and
+ * the write time (RFC 3339). {0, 0}: no model file yet. */
+typedef struct {
+    uint64_t token;
+    uint64_t seq;
+    char time[32];
+} tsr_engined_version_t;
+
 /* Where app content lives: one JSON document per app (id, tenantId, title, script,
  * properties, persistent objects, reload facts). A small table of function pointers so the
  * file implementation can move to pkg/blob (sealed with the tenant's key) without touching
@@ -37,20 +46,32 @@ typedef struct {
     /* Replace the document of an existing app (borrowed), atomically. */
     tsr_err_t (*put)(void *ud, const char *tenant_id, const char *app_id, const json_t *doc,
                      tsr_error_t *err);
-    /* The app's data model file (pkg/engine's app file format), written atomically after a
-     * reload; get answers TSR_ENOTFOUND when there is none. *buf returned-owned (free()). */
+    /* The app's data model file (pkg/engine's app file format), written after a reload as a
+     * new versioned file, then made current by switching the app's version pointer. fence
+     * NULL (interactive DoReload): the pointer keeps its token. fence set (a reload run's
+     * fencing token): the switch is refused with TSR_ECONFLICT unless *fence is greater than
+     * the stored token, so a stale run never replaces a newer run's model. *ver (may be NULL):
+     * the version written. get answers TSR_ENOTFOUND when there is none; *buf returned-owned
+     * (free()); *ver (may be NULL): the version read. */
     tsr_err_t (*put_model)(void *ud, const char *tenant_id, const char *app_id, const uint8_t *buf,
-                           size_t n, tsr_error_t *err);
+                           size_t n, const uint64_t *fence, tsr_engined_version_t *ver,
+                           tsr_error_t *err);
     tsr_err_t (*get_model)(void *ud, const char *tenant_id, const char *app_id, uint8_t **buf,
-                           size_t *n, tsr_error_t *err);
+                           size_t *n, tsr_engined_version_t *ver, tsr_error_t *err);
+    /* The current model version ({0, 0} when there is no model file). Cheap: serving replicas
+     * poll it to swap in a model another process wrote. */
+    tsr_err_t (*version)(void *ud, const char *tenant_id, const char *app_id,
+                         tsr_engined_version_t *ver, tsr_error_t *err);
     /* The tenant's app ids (returned-owned JSON array of strings). */
     tsr_err_t (*list)(void *ud, const char *tenant_id, json_t **ids, tsr_error_t *err);
     void (*close)(void *ud);
 } tsr_engined_appstore_t;
 
-/* The file implementation: <root>/<appId>/app.json and model.tsra (written to a temporary
- * file, fsynced, then renamed). The app's directory is created with mkdir, which is what makes an
- * id belong to one tenant. root is created (0700) when missing. */
+/* The file implementation: <root>/<appId>/app.json (written to a temporary file, fsynced,
+ * then renamed), model files model-<token>-<seq>.tsra and the version pointer model.ptr
+ * (switched by rename under an flock of model.lock; the previous model file is removed
+ * after the switch; a pre-pointer model.tsra is still read). The app's directory is created with
+ * mkdir, which is what makes an id belong to one tenant. root is created (0700) when missing. */
 tsr_err_t tsr_engined_appstore_files_open(const char *root, tsr_engined_appstore_t *out,
                                           tsr_error_t *err);
 
@@ -105,6 +126,13 @@ typedef struct {
      * open sessions are unloaded, least recently used first (they load again from their model
      * file on the next open). 0: no limit. */
     size_t memory_bytes;
+    /* Serving replicas: every watch_ms, each loaded app's model version is compared with the
+     * store's; a newer one (a reloader's or another replica's reload) is swapped in and its
+     * sessions get "change" for every handle. 0: no watcher (next open only). */
+    int watch_ms;
+    /* Spaces base URL for data files (GET /internal/v1/data-files/content) in
+     * tsr_engined_reload_app; NULL: the engine's data folder only. Copied. */
+    const char *spaces_url;
 } tsr_engined_opts_t;
 
 /* Create the service state. *out is returned-owned: tsr_engined_destroy after every session
@@ -138,6 +166,27 @@ tsr_err_t tsr_engined_routes(tsr_httpd_t *h, tsr_engined_t *e, tsr_error_t *err)
 /* Create an app for a tenant (title may be NULL). TSR_ECONFLICT when the id is taken. */
 tsr_err_t tsr_engined_app_create(tsr_engined_t *e, const char *tenant_id, const char *app_id,
                                  const char *title, tsr_error_t *err);
+
+/* A reload run (the engine's reloader role, over pkg/reload's worker). */
+typedef struct {
+    uint64_t token; /* the run's fencing token: the model pointer switch needs a greater one */
+    /* Polled before the switch: true (cancel, lost lease, time limit) abandons the run. */
+    bool (*should_stop)(void *ud);
+    void *ud;
+    /* Called just before the pointer switch (test faultpoint); NULL: none. */
+    void (*before_switch)(void *ud);
+} tsr_engined_reload_opts_t;
+
+/* Reload app_id of tenant_id from the stored document (read fresh: the serving replicas edit
+ * it): data files named lib://<conn>/<name> in the script are fetched from spaces (the app's
+ * space, or the owner's personal space) into a private run folder; a name spaces does not
+ * have falls back to the engine's data folder <data_root>/<tenant>/<name>. The script runs
+ * through pkg/engine, the model file is written as a new version and the app's version
+ * pointer switched only when o->token is greater than the stored token (TSR_ECONFLICT: a
+ * newer run won). An app spaces knows but the engine never opened gets its content created
+ * (empty script). *log (returned-owned, may be NULL on early errors): the reload log. */
+tsr_err_t tsr_engined_reload_app(tsr_engined_t *e, const char *tenant_id, const char *app_id,
+                                 const tsr_engined_reload_opts_t *o, char **log, tsr_error_t *err);
 
 /* Create the service from the knobs: app documents under $TSR_STATE_DIR/engine/apps, data
  * files under $TSR_STATE_DIR/engine/datafiles/<tenantId>, access decisions from spaces at

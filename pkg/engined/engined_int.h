@@ -33,6 +33,12 @@ struct tsr_engined {
     tsr_engined__app_t *apps; /* known apps; models of idle ones leave memory by LRU */
     size_t mem_budget;        /* bytes of models kept loaded; 0: no limit */
     json_t *roles;            /* "<tenant>/<user>" → the X-Tsr-Roles last seen (under mu) */
+    char *spaces_url;         /* data files from spaces (reloader role); NULL: none */
+    /* The version watcher (serving replicas): swaps in model versions another process wrote. */
+    int watch_ms;
+    pthread_t watcher;
+    bool watching, stop;
+    pthread_cond_t cv; /* under mu: stop */
 };
 
 struct tsr_engined__app {
@@ -45,6 +51,8 @@ struct tsr_engined__app {
     json_t *doc;
     tsr_engined__model_t *model; /* NULL: no data yet */
     bool loaded;                 /* the model was loaded (or the app has no data) */
+    tsr_engined_version_t ver;   /* version of the model file the model came from */
+    bool saving;                 /* an interactive reload is writing a version: no refresh */
     size_t bytes;                /* estimated memory of the model */
     uint64_t last_used_ms;       /* monotonic: last open or close of a session */
     tsr_engined__doc_t **docs;   /* sessions that opened the app */

@@ -20,6 +20,9 @@ trap reload_cleanup EXIT
 
 # Short leases so that a killed leader is replaced within seconds.
 export TSR_RELOAD_LEASE_TTL_MS=2000 TSR_RELOAD_SCHEDULER_INTERVAL_MS=200
+# Without the stack's engine reloader: this test checks QUEUED states and brings its own
+# stand-in reloaders (tests/integration/test_reload_e2e.sh runs the real one).
+export TSR_LOCAL_RELOADERS=0
 it_stack_up A
 cred=$A_STATE/local/credentials.json
 key=$(jq -r .apiKey "$cred")
