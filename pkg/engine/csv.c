@@ -2,7 +2,10 @@
  * pkg/engine: the delimited-text loader (Qlik "txt, utf8, embedded labels, msq"). One pass
  * over the bytes: cells are interned into the fields' symbol tables and appended to
  * bit-packed columns. A quote opens a cell only at its start; "" inside quotes is a quote.
- * Consecutive equal cells (order-level fields repeated on each line) skip the hash probe.
+ * Canonical numbers and dates are read while the cell's end is looked for and find their
+ * symbol in the field's direct tables (no hashing); consecutive equal cells (order-level
+ * fields repeated on each line) skip even that. A large input is split at a newline near
+ * its middle and the two halves are parsed in parallel (see parse_rows).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -97,45 +100,76 @@ static bool read_cell(reader_t *r, cell_t *c, bool *eol) {
 typedef struct {
     const char *last_p; /* previous cell's bytes (in the input, unquoted cells only) */
     size_t last_n;
-    uint32_t last_v; /* its packed value (symbol + 1) */
+    uint32_t last_v;   /* its packed value (symbol + 1) */
+    uint32_t last_tab; /* its direct-table key when it had one (else UINT32_MAX) */
+    uint32_t last_key;
 } colcache_t;
 
 /* Below this size one thread loads the file (thread start-up outweighs the gain). */
-#define PARALLEL_MIN_BYTES (1u << 20)
+size_t tsr_engine__csv_parallel_min = 1u << 20;
 
+enum { E_NONE, E_FEW, E_MALFORMED, E_MANY };
+
+/* One run of rows. Chunk 0 interns straight into the model's fields; a later chunk interns
+ * into its own symbol tables (first occurrence order within the chunk), merged into the
+ * model's fields in chunk order afterwards, so symbols keep file order. */
 typedef struct {
-    tsr_engine_model_t *m;
     const char *table;
     reader_t r;
+    const char *stop; /* stop at the first row start at or after this */
     const uint32_t *fields;
+    tsr_engine__field_t **dst; /* per column: symbol table interned into; NULL: not loaded */
     tsr_engine__packed_t *cols;
+    colcache_t *cache;
     uint32_t n_cols;
-    unsigned tid, n_threads; /* this worker owns columns k with k % n_threads == tid */
     size_t n_rows;
-    tsr_err_t rc;
-    tsr_error_t err;
-} worker_t;
+    /* first error; lines are this chunk's (chunk 1 counts from 1 at its start) */
+    int ekind;
+    size_t eline, ecol;
+    uint32_t ek;
+} chunk_t;
 
-static tsr_err_t worker_loop(worker_t *w, tsr_engine__packed_t *cols, colcache_t *cache);
-
-static void *worker_run(void *arg) {
-    worker_t *w = arg;
-    /* Columns and caches are private copies while the loop runs: neighbours in the shared
-     * arrays belong to the other worker and would bounce cache lines. */
-    tsr_engine__packed_t *cols = tsr_xcalloc(w->n_cols, sizeof *cols);
-    colcache_t *cache = tsr_xcalloc(w->n_cols, sizeof *cache);
-    memcpy(cols, w->cols, w->n_cols * sizeof *cols);
-    w->rc = worker_loop(w, cols, cache);
-    for (uint32_t k = w->tid; k < w->n_cols; k += w->n_threads)
-        w->cols[k] = cols[k];
-    free(cols);
-    free(cache);
-    return NULL;
+static inline void col_push(tsr_engine__packed_t *p, uint32_t v) {
+    size_t bit = p->n * p->bits;
+    if ((uint64_t)v >> p->bits != 0 || bit + p->bits > p->n_words * 64) {
+        tsr_engine__packed_push(p, v);
+        return;
+    }
+    size_t w = bit >> 6;
+    unsigned sh = (unsigned)(bit & 63);
+    p->words[w] |= (uint64_t)v << sh;
+    if (sh + p->bits > 64)
+        p->words[w + 1] |= (uint64_t)v >> (64 - sh);
+    p->n++;
 }
 
-static tsr_err_t worker_loop(worker_t *w, tsr_engine__packed_t *cols, colcache_t *cache) {
-    reader_t *r = &w->r;
-    while (r->cur < r->end) {
+static bool chunk_fail(chunk_t *c, int kind, size_t line, size_t col, uint32_t k) {
+    c->ekind = kind;
+    c->eline = line;
+    c->ecol = col;
+    c->ek = k;
+    return false;
+}
+
+/* Parse rows until the first row start at or after c->stop (or the end). */
+static bool chunk_rows(chunk_t *c, reader_t *r, size_t *rows);
+
+/* The reader and the row count live on the parsing thread's stack while it runs: the two
+ * chunks' structs are neighbours in memory and would share cache lines. */
+static bool chunk_parse(chunk_t *c) {
+    reader_t r = c->r;
+    size_t rows = 0;
+    bool ok = chunk_rows(c, &r, &rows);
+    c->r = r;
+    c->n_rows += rows;
+    return ok;
+}
+
+static bool chunk_rows(chunk_t *c, reader_t *r, size_t *rows) {
+    const uint32_t n_cols = c->n_cols;
+    const char *end = r->end;
+    const char delim = r->delim, quote = r->quote;
+    while (r->cur < end && r->cur < c->stop) {
         /* A blank line (also the one after the final newline) carries no row. */
         if (*r->cur == '\n' || (*r->cur == '\r' && r->cur + 1 < r->end && r->cur[1] == '\n')) {
             r->cur += *r->cur == '\n' ? 1 : 2;
@@ -145,41 +179,376 @@ static tsr_err_t worker_loop(worker_t *w, tsr_engine__packed_t *cols, colcache_t
         }
         size_t row_line = r->line;
         bool eol = false;
-        for (uint32_t k = 0; k < w->n_cols; k++) {
-            cell_t c;
-            size_t col = (size_t)(r->cur - r->line_start) + 1;
+        for (uint32_t k = 0; k < n_cols; k++) {
+            cell_t cl;
+            const char *at = r->cur;
             if (eol) {
-                return tsr_error_set(&w->err, TSR_EINVAL,
-                                     "%s: line %zu column %zu: %u fields where %u expected",
-                                     w->table, row_line, col, k, w->n_cols);
+                return chunk_fail(c, E_FEW, row_line, (size_t)(at - r->line_start) + 1, k);
             }
-            if (!read_cell(r, &c, &eol)) {
-                return tsr_error_set(&w->err, TSR_EINVAL, "%s: line %zu column %zu: malformed cell",
-                                     w->table, r->line, col);
+            /* keyed: the cell is a canonical number or date with direct-table key tab/key. */
+            bool keyed = false;
+            uint32_t tab = 0, key = 0;
+            if (at < end && *at != quote) {
+                /* Unquoted cell (the common case), inline: digits are read as a number while
+                 * looking for the cell's end (tsr_engine__canonical_key's rules). */
+                const char *p = at;
+                uint64_t mant = 0;
+                unsigned d;
+                while (p < end && (d = (unsigned)(unsigned char)*p - '0') <= 9) {
+                    mant = mant * 10 + d;
+                    p++;
+                }
+                const char *ip = p;
+                if (p < end && *p == '.' && p > at) {
+                    const char *q = p + 1;
+                    while (q < end && (d = (unsigned)(unsigned char)*q - '0') <= 9) {
+                        mant = mant * 10 + d;
+                        q++;
+                    }
+                    if (q > p + 1)
+                        p = q;
+                }
+                if (p < end && *p != delim && *p != '\n') {
+                    while (p < end && *p != delim && *p != '\n')
+                        p++;
+                    ip = NULL; /* not a plain number */
+                }
+                cl.p = at;
+                cl.n = (size_t)(p - at);
+                cl.quoted = false;
+                bool last = p >= end || *p == '\n';
+                if (ip != NULL) {
+                    uint32_t fd = (uint32_t)(p - ip) - (p > ip); /* digits after the dot */
+                    keyed = cl.n >= 1 && cl.n <= 9 && !(at[0] == '0' && ip - at > 1) && fd <= 3 &&
+                            mant < TSR_ENGINE__DIRECT_MAX;
+                    tab = fd;
+                    key = (uint32_t)mant;
+                } else {
+                    if (last && cl.n > 0 && at[cl.n - 1] == '\r')
+                        cl.n--;
+                    if (cl.n == 10) { /* dates, inline */
+                        key = tsr_engine__date_key(cl.p, 10);
+                        keyed = key != UINT32_MAX;
+                        tab = 4;
+                    } else if (cl.n <= TSR_ENGINE_MAX_CELL) {
+                        keyed = tsr_engine__text_key(cl.p, (uint32_t)cl.n, &tab, &key);
+                    }
+                }
+                if (cl.n > TSR_ENGINE_MAX_CELL)
+                    return chunk_fail(c, E_MALFORMED, r->line, (size_t)(at - r->line_start) + 1, k);
+                eol = last;
+                if (p >= end) {
+                    r->cur = end;
+                } else {
+                    r->cur = p + 1;
+                    if (last) {
+                        r->line++;
+                        r->line_start = r->cur;
+                    }
+                }
+            } else {
+                const char *ls = r->line_start;
+                if (!read_cell(r, &cl, &eol))
+                    return chunk_fail(c, E_MALFORMED, r->line, (size_t)(at - ls) + 1, k);
+                keyed = tsr_engine__text_key(cl.p, (uint32_t)cl.n, &tab, &key);
             }
-            if (k % w->n_threads != w->tid || w->fields[k] == UINT32_MAX)
+            tsr_engine__field_t *f = c->dst[k];
+            if (f == NULL)
                 continue;
-            colcache_t *cc = &cache[k];
             uint32_t v;
-            if (!c.quoted && cc->last_p != NULL && cc->last_n == c.n &&
-                memcmp(cc->last_p, c.p, c.n) == 0) {
+            colcache_t *cc = &c->cache[k];
+            if (keyed && f->keyed) {
+                /* Canonical number or date: the previous cell's key, else the direct table. */
+                if (key == cc->last_key && tab == cc->last_tab) {
+                    col_push(&c->cols[k], cc->last_v);
+                    continue;
+                }
+                if ((v = tsr_engine__direct_get(f, tab, key)) != 0) {
+                    cc->last_key = key;
+                    cc->last_tab = tab;
+                    cc->last_v = v;
+                    cc->last_p = NULL;
+                    col_push(&c->cols[k], v);
+                    continue;
+                }
+            }
+            if (!cl.quoted && cc->last_n == cl.n && cc->last_p != NULL &&
+                memcmp(cc->last_p, cl.p, cl.n) == 0) {
                 v = cc->last_v;
             } else {
-                tsr_engine__field_t *f = &w->m->fields[w->fields[k]];
-                v = tsr_engine__field_intern_fast(f, c.p, (uint32_t)c.n) + 1;
-                cc->last_p = c.quoted ? NULL : c.p;
-                cc->last_n = c.n;
+                v = tsr_engine__field_intern_fast(f, cl.p, (uint32_t)cl.n) + 1;
+                cc->last_p = cl.quoted ? NULL : cl.p;
+                cc->last_n = cl.n;
                 cc->last_v = v;
+                cc->last_tab = UINT32_MAX; /* a text key is set once its symbol is known */
             }
-            tsr_engine__packed_push(&cols[k], v);
+            col_push(&c->cols[k], v);
         }
-        if (!eol) {
-            return tsr_error_set(&w->err, TSR_EINVAL,
-                                 "%s: line %zu column %zu: more than %u fields", w->table, row_line,
-                                 (size_t)(r->cur - r->line_start) + 1, w->n_cols);
-        }
-        w->n_rows++;
+        if (!eol)
+            return chunk_fail(c, E_MANY, row_line, (size_t)(r->cur - r->line_start) + 1, 0);
+        (*rows)++;
     }
+    return true;
+}
+
+static void *chunk_run(void *arg) {
+    chunk_parse(arg);
+    return NULL;
+}
+
+static tsr_err_t chunk_error(const chunk_t *c, size_t line_base, tsr_error_t *err) {
+    size_t line = c->eline + line_base;
+    switch (c->ekind) {
+    case E_FEW:
+        return tsr_error_set(err, TSR_EINVAL,
+                             "%s: line %zu column %zu: %u fields where %u expected", c->table, line,
+                             c->ecol, c->ek, c->n_cols);
+    case E_MALFORMED:
+        return tsr_error_set(err, TSR_EINVAL, "%s: line %zu column %zu: malformed cell", c->table,
+                             line, c->ecol);
+    default:
+        return tsr_error_set(err, TSR_EINVAL, "%s: line %zu column %zu: more than %u fields",
+                             c->table, line, c->ecol, c->n_cols);
+    }
+}
+
+/* Merge of chunk 1's column k into chunk 0's: its symbols interned into the model's field
+ * in chunk order, its values remapped and appended at the final width. */
+typedef struct {
+    tsr_engine_model_t *m;
+    chunk_t *c0, *c1;
+    uint32_t *cols; /* columns of this job */
+    uint32_t n;
+} merge_job_t;
+
+static inline void put_bits(uint64_t *words, size_t bit, unsigned bits, uint32_t v) {
+    size_t w = bit >> 6;
+    unsigned sh = (unsigned)(bit & 63);
+    words[w] |= (uint64_t)v << sh;
+    if (sh + bits > 64)
+        words[w + 1] |= (uint64_t)v >> (64 - sh);
+}
+
+static void merge_column(tsr_engine_model_t *m, chunk_t *c0, chunk_t *c1, uint32_t k) {
+    tsr_engine__field_t *loc = c1->dst[k], *g = &m->fields[c0->fields[k]];
+    uint32_t *map = tsr_xmalloc(((size_t)loc->n_syms + 1) * sizeof *map);
+    uint32_t maxv = 0;
+    map[0] = 0; /* null stays null */
+    for (uint32_t s = 0; s < loc->n_syms; s++) {
+        const tsr_engine__sym_t *y = &loc->syms[s];
+        uint32_t v = tsr_engine__field_intern_dual(g, loc->pool + tsr_engine__sym_off(y),
+                                                   tsr_engine__sym_len(y), y->num) +
+                     1;
+        map[s + 1] = v;
+        maxv = v > maxv ? v : maxv;
+    }
+    tsr_engine__packed_t *p0 = &c0->cols[k], *p1 = &c1->cols[k];
+    unsigned bits = tsr_engine__bits_for(maxv);
+    if (bits < p0->bits)
+        bits = p0->bits;
+    size_t n = p0->n + p1->n;
+    size_t need = (n * bits + 63) / 64;
+    tsr_engine__packed_t q;
+    tsr_engine__packed_init(&q, bits);
+    q.words = tsr_xcalloc(need + 1, sizeof *q.words);
+    size_t bit = 0;
+    if (bits == p0->bits) {
+        bit = p0->n * bits;
+        if (bit > 0)
+            memcpy(q.words, p0->words, (bit + 63) / 64 * sizeof *q.words);
+    } else {
+        uint64_t mask = (UINT64_C(1) << p0->bits) - 1;
+        for (size_t i = 0; i < p0->n; i++, bit += bits)
+            put_bits(q.words, bit, bits, tsr_engine__unpack(p0->words, p0->bits, mask, i));
+    }
+    q.n_words = need;
+    q.n = n;
+    uint64_t mask1 = (UINT64_C(1) << p1->bits) - 1;
+    for (size_t i = 0; i < p1->n; i++, bit += bits)
+        put_bits(q.words, bit, bits, map[tsr_engine__unpack(p1->words, p1->bits, mask1, i)]);
+    free(map);
+    tsr_engine__packed_cleanup(p0);
+    tsr_engine__packed_cleanup(p1);
+    *p0 = q;
+}
+
+static void *merge_run(void *arg) {
+    merge_job_t *j = arg;
+    for (uint32_t i = 0; i < j->n; i++)
+        merge_column(j->m, j->c0, j->c1, j->cols[i]);
+    return NULL;
+}
+
+static void chunk_cleanup(chunk_t *c, bool local) {
+    if (c->cols != NULL) {
+        for (uint32_t k = 0; k < c->n_cols; k++)
+            tsr_engine__packed_cleanup(&c->cols[k]);
+    }
+    if (local && c->dst != NULL) {
+        for (uint32_t k = 0; k < c->n_cols; k++) {
+            if (c->dst[k] != NULL) {
+                tsr_engine__field_cleanup(c->dst[k]);
+                free(c->dst[k]);
+            }
+        }
+    }
+    free(c->cols);
+    free(c->dst);
+    free(c->cache);
+    free(c->r.scratch);
+    memset(c, 0, sizeof *c);
+}
+
+/* Zeroed array on cache lines of its own (the other thread writes its neighbours). */
+static void *line_calloc(size_t n, size_t size) {
+    size_t bytes = ((n ? n : 1) * size + 127) / 128 * 128;
+    void *p = aligned_alloc(128, bytes);
+    if (p == NULL) {
+        fprintf(stderr, "engine: out of memory\n");
+        abort();
+    }
+    memset(p, 0, bytes);
+    return p;
+}
+
+static void chunk_init(chunk_t *c, tsr_engine_model_t *m, const char *table, const reader_t *r,
+                       const uint32_t *fields, uint32_t n_cols, bool local) {
+    memset(c, 0, sizeof *c);
+    c->table = table;
+    c->r = *r;
+    c->r.scratch = NULL;
+    c->r.scratch_cap = 0;
+    c->stop = r->end;
+    c->fields = fields;
+    c->n_cols = n_cols;
+    c->dst = line_calloc(n_cols, sizeof *c->dst);
+    c->cols = line_calloc(n_cols, sizeof *c->cols);
+    c->cache = line_calloc(n_cols, sizeof *c->cache);
+    for (uint32_t k = 0; k < n_cols; k++)
+        c->cache[k].last_tab = UINT32_MAX;
+    for (uint32_t k = 0; k < n_cols; k++) {
+        if (fields[k] == UINT32_MAX) {
+            tsr_engine__packed_init(&c->cols[k], 1);
+            continue;
+        }
+        tsr_engine__field_t *g = &m->fields[fields[k]];
+        if (local) {
+            c->dst[k] = tsr_xcalloc(1, sizeof *c->dst[k]);
+            tsr_engine__field_init(c->dst[k], g->name, strlen(g->name));
+            tsr_engine__packed_init(&c->cols[k], 1);
+        } else {
+            c->dst[k] = g;
+            tsr_engine__packed_init(&c->cols[k], tsr_engine__bits_for((uint64_t)g->n_syms + 1));
+        }
+    }
+}
+
+/* Parse the rows after the header: with a large input, two chunks split at a newline near
+ * the middle, parsed in parallel. The second chunk's start is a guess (a newline inside a
+ * quoted cell is not a row end): it is used only when the first chunk, parsed from the
+ * true start, ends exactly there; otherwise the first chunk goes on to the end. */
+static tsr_err_t parse_rows(tsr_engine_model_t *m, const char *table, const reader_t *r,
+                            const uint32_t *fields, uint32_t n_cols,
+                            tsr_engine__packed_t **cols_out, size_t *rows_out, tsr_error_t *err) {
+    chunk_t c0, c1;
+    chunk_init(&c0, m, table, r, fields, n_cols, false);
+    memset(&c1, 0, sizeof c1);
+    const char *split = NULL;
+    size_t len = (size_t)(r->end - r->cur);
+    if (len >= tsr_engine__csv_parallel_min && len >= 2) {
+        const char *mid = r->cur + len / 2;
+        const char *nl = memchr(mid, '\n', (size_t)(r->end - mid));
+        if (nl != NULL && nl + 1 < r->end)
+            split = nl + 1;
+    }
+    pthread_t th;
+    bool threaded = false;
+    if (split != NULL) {
+        chunk_init(&c1, m, table, r, fields, n_cols, true);
+        c1.r.cur = split;
+        c1.r.line = 1;
+        c1.r.line_start = split;
+        c0.stop = split;
+        /* The helper thread takes the first chunk (the model's symbol tables, kept) and
+         * this thread the second (temporary tables, freed after the merge): glibc's
+         * malloc_trim shrinks the main arena fully but not the top of a thread's arena. */
+        threaded = pthread_create(&th, NULL, chunk_run, &c0) == 0;
+        if (!threaded) {
+            chunk_cleanup(&c1, true);
+            c0.stop = r->end;
+        }
+    }
+    bool ok, use1 = false;
+    if (threaded) {
+        chunk_parse(&c1);
+        pthread_join(th, NULL);
+        ok = c0.ekind == E_NONE;
+        use1 = ok && c0.r.cur == split;
+        if (!use1) {
+            chunk_cleanup(&c1, true);
+            if (ok) { /* the guess was inside a quoted cell: go on serially */
+                c0.stop = r->end;
+                ok = chunk_parse(&c0);
+            }
+        }
+    } else {
+        ok = chunk_parse(&c0);
+    }
+    tsr_err_t rc = TSR_OK;
+    if (!ok) {
+        rc = chunk_error(&c0, 0, err);
+    } else if (use1 && c1.ekind != E_NONE) {
+        rc = chunk_error(&c1, c0.r.line - 1, err);
+    }
+    if (rc == TSR_OK && use1) {
+        /* Columns split between two threads, heaviest first. */
+        uint32_t *order = tsr_xmalloc((n_cols + 1) * sizeof *order);
+        uint64_t *cost = tsr_xcalloc(n_cols + 1, sizeof *cost);
+        uint32_t n_order = 0;
+        for (uint32_t k = 0; k < n_cols; k++) {
+            if (c1.dst[k] == NULL)
+                continue;
+            cost[k] = (uint64_t)c1.dst[k]->n_syms * 16 + c0.cols[k].n + c1.cols[k].n;
+            uint32_t i = n_order++;
+            while (i > 0 && cost[order[i - 1]] < cost[k]) {
+                order[i] = order[i - 1];
+                i--;
+            }
+            order[i] = k;
+        }
+        merge_job_t jobs[2];
+        uint64_t load[2] = {0, 0};
+        for (int j = 0; j < 2; j++) {
+            jobs[j] = (merge_job_t){.m = m, .c0 = &c0, .c1 = &c1};
+            jobs[j].cols = tsr_xmalloc((n_cols + 1) * sizeof *jobs[j].cols);
+        }
+        for (uint32_t i = 0; i < n_order; i++) {
+            int j = load[1] < load[0];
+            jobs[j].cols[jobs[j].n++] = order[i];
+            load[j] += cost[order[i]];
+        }
+        bool t2 = jobs[1].n > 0 && pthread_create(&th, NULL, merge_run, &jobs[1]) == 0;
+        merge_run(&jobs[0]);
+        if (t2)
+            pthread_join(th, NULL);
+        else
+            merge_run(&jobs[1]);
+        for (int j = 0; j < 2; j++)
+            free(jobs[j].cols);
+        free(order);
+        free(cost);
+        c0.n_rows += c1.n_rows;
+    }
+    if (use1)
+        chunk_cleanup(&c1, true);
+    if (rc != TSR_OK) {
+        chunk_cleanup(&c0, false);
+        return rc;
+    }
+    *cols_out = c0.cols;
+    *rows_out = c0.n_rows;
+    c0.cols = NULL;
+    chunk_cleanup(&c0, false);
     return TSR_OK;
 }
 
@@ -295,46 +664,10 @@ tsr_err_t tsr_engine__load_csv(tsr_engine_model_t *m, const char *table, const c
             goto out;
         }
     }
-    cols = tsr_xcalloc(n_cols, sizeof *cols);
-    for (uint32_t k = 0; k < n_cols; k++) {
-        uint32_t have = fields[k] == UINT32_MAX ? 0 : m->fields[fields[k]].n_syms;
-        tsr_engine__packed_init(&cols[k], tsr_engine__bits_for(have + 1));
-    }
 
-    {
-        /* Two workers each parse every row but intern only their own columns: fields of one
-         * table are distinct, so the workers share no mutable state. */
-        worker_t w[2];
-        for (int i = 0; i < 2; i++) {
-            w[i] = (worker_t){.m = m,
-                              .table = table,
-                              .r = r,
-                              .fields = fields,
-                              .cols = cols,
-                              .n_cols = n_cols,
-                              .tid = (unsigned)i,
-                              .n_threads = n_cols > 1 ? 2u : 1u};
-            w[i].r.scratch = NULL;
-            w[i].r.scratch_cap = 0;
-        }
-        pthread_t th;
-        bool threaded = n_cols > 1 && len >= PARALLEL_MIN_BYTES &&
-                        pthread_create(&th, NULL, worker_run, &w[1]) == 0;
-        if (!threaded)
-            w[0].n_threads = 1;
-        worker_run(&w[0]);
-        if (threaded)
-            pthread_join(th, NULL);
-        free(w[0].r.scratch);
-        free(w[1].r.scratch);
-        for (int i = 0; i < (threaded ? 2 : 1) && rc == TSR_OK; i++) {
-            if (w[i].rc != TSR_OK)
-                rc = tsr_error_set(err, w[i].rc, "%s", w[i].err.msg);
-        }
-        if (rc != TSR_OK)
-            goto out;
-        n_rows = w[0].n_rows;
-    }
+    rc = parse_rows(m, table, &r, fields, n_cols, &cols, &n_rows, err);
+    if (rc != TSR_OK)
+        goto out;
 
     {
         size_t t = tsr_engine__model_add_table(m, table);

@@ -36,14 +36,21 @@ typedef struct {
     uint32_t slot_mask;
     uint32_t *rank;   /* sort rank per symbol, built at finalize; owned; NULL when the load
                          order is the sort order (tsr_engine__rank) */
-    uint32_t *hashes; /* per symbol, load time only (freed at seal) */
+    uint32_t *hashes; /* per slot (the hash of its symbol), load time only (freed at seal) */
     bool ranked;      /* rank is built (or identity) */
-    /* Load-time cache in front of slots for canonical decimal text (see csv.c): key ->
-     * symbol index + 1. Freed at finalize. */
+    /* Load-time direct tables for canonical decimal text (see keyed below): key -> symbol
+     * index + 1. Mapped memory; freed at finalize. */
     uint32_t *direct[4];    /* by fraction digits (0..3), indexed by the mantissa */
     uint32_t direct_cap[4]; /* entries */
-    uint32_t *direct_date;  /* YYYY-MM-DD texts by serial day -> symbol index + 1 (load time) */
+    uint32_t *direct_date;  /* YYYY-MM-DD texts by date key -> symbol index + 1 (load time) */
     uint32_t direct_date_cap;
+    /* keyed: the direct tables are authoritative for canonical texts (numbers and dates a
+     * CSV load interned): such symbols are in them and need not be in slots, which then
+     * hold the other n_slotted symbols only. Seal drops the direct tables; drop_slots
+     * (after the rank) rebuilds complete slots unless it drops them. */
+    bool keyed;
+    bool slots_partial;
+    uint32_t n_slotted;
 } tsr_engine__field_t;
 
 /* A bit-packed vector of small unsigned values. */
@@ -115,7 +122,7 @@ static inline uint32_t tsr_engine__rank(const tsr_engine__field_t *f, uint32_t s
     return f->rank != NULL ? f->rank[s] : s;
 }
 /* After build_rank: free the hash slots of a large field whose load order is its sort order
- * (lookups binary-search instead). */
+ * (lookups binary-search instead); otherwise complete them when seal left them partial. */
 void tsr_engine__field_drop_slots(tsr_engine__field_t *f);
 /* Build f->rank. */
 void tsr_engine__field_build_rank(tsr_engine__field_t *f);
@@ -123,6 +130,85 @@ void tsr_engine__field_build_rank(tsr_engine__field_t *f);
 bool tsr_engine__parse_num(const char *p, size_t n, double *out);
 /* Days since 1899-12-30 for a proleptic Gregorian date. */
 int64_t tsr_engine__serial_day(int64_t y, int64_t m, int64_t d);
+
+/* Canonical texts (load time): direct tables instead of hashing. Largest direct table in
+ * entries per fraction-digit count (16 MiB of uint32, load time only). */
+#define TSR_ENGINE__DIRECT_MAX (1u << 22)
+
+/* Key of canonical decimal text: digits with at most one '.', 0..3 fraction digits, no
+ * leading zero in the integer part unless it is exactly "0". Such text is a function of
+ * (mantissa, fraction digits): the mantissa keys the table of its fraction digits.
+ * UINT32_MAX when the text does not qualify or the mantissa is too large. */
+static inline uint32_t tsr_engine__canonical_key(const char *p, uint32_t n, uint32_t *fd_out) {
+    if (n == 0 || n > 9 || p[0] == '.' || (p[0] == '0' && n > 1 && p[1] != '.'))
+        return UINT32_MAX;
+    uint32_t mant = 0, fd = 0;
+    bool dot = false;
+    for (uint32_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (c >= '0' && c <= '9') {
+            mant = mant * 10 + (uint32_t)(c - '0');
+            fd += dot;
+        } else if (c == '.' && !dot && i + 1 < n) {
+            dot = true;
+        } else {
+            return UINT32_MAX;
+        }
+    }
+    if (fd > 3 || mant >= TSR_ENGINE__DIRECT_MAX)
+        return UINT32_MAX;
+    *fd_out = fd;
+    return mant;
+}
+
+/* Key of a canonical "YYYY-MM-DD" text between 1900 and 2199 ((y-1900) << 9 | m << 5 | d),
+ * else UINT32_MAX. */
+static inline uint32_t tsr_engine__date_key(const char *p, uint32_t n) {
+    if (n != 10 || p[4] != '-' || p[7] != '-')
+        return UINT32_MAX;
+    uint32_t d[8];
+    static const int pos[8] = {0, 1, 2, 3, 5, 6, 8, 9};
+    for (int k = 0; k < 8; k++) {
+        d[k] = (uint32_t)(unsigned char)p[pos[k]] - '0';
+        if (d[k] > 9)
+            return UINT32_MAX;
+    }
+    uint32_t y = d[0] * 1000 + d[1] * 100 + d[2] * 10 + d[3], mo = d[4] * 10 + d[5];
+    uint32_t dd = d[6] * 10 + d[7];
+    static const uint32_t mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (y < 1900 || y > 2199 || mo < 1 || mo > 12 || dd < 1 || dd > mdays[mo - 1])
+        return UINT32_MAX;
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (mo == 2 && dd == 29 && !leap)
+        return UINT32_MAX;
+    return (y - 1900) << 9 | mo << 5 | dd;
+}
+
+/* Direct table of a canonical text: 0..3 by fraction digits, 4 dates; false if none. */
+static inline bool tsr_engine__text_key(const char *p, uint32_t n, uint32_t *tab, uint32_t *key) {
+    if (n == 10 && p[4] == '-') {
+        uint32_t dk = tsr_engine__date_key(p, n);
+        if (dk == UINT32_MAX)
+            return false;
+        *tab = 4;
+        *key = dk;
+        return true;
+    }
+    uint32_t fd = 0, k = tsr_engine__canonical_key(p, n, &fd);
+    if (k == UINT32_MAX)
+        return false;
+    *tab = fd;
+    *key = k;
+    return true;
+}
+
+/* Symbol index + 1 of a keyed text in the direct tables, 0 when absent. */
+static inline uint32_t tsr_engine__direct_get(const tsr_engine__field_t *f, uint32_t tab,
+                                              uint32_t key) {
+    if (tab == 4)
+        return key < f->direct_date_cap ? f->direct_date[key] : 0;
+    return key < f->direct_cap[tab] ? f->direct[tab][key] : 0;
+}
 
 /* ---- packed vectors (column.c) ---- */
 void tsr_engine__packed_init(tsr_engine__packed_t *p, unsigned bits);
@@ -322,6 +408,10 @@ typedef struct {
 tsr_err_t tsr_engine__load_csv(tsr_engine_model_t *m, const char *table, const char *buf,
                                size_t len, const tsr_engine_csv_opts_t *opts,
                                const tsr_engine__proj_t *proj, size_t n_proj, tsr_error_t *err);
+
+/* Rows below this many bytes are parsed by one thread (tests: SIZE_MAX for one thread, 0 to
+ * split any input in two chunks). */
+extern size_t tsr_engine__csv_parallel_min;
 
 tsr_err_t tsr_engine__load_csv_file(tsr_engine_model_t *m, const char *table, const char *path,
                                     const tsr_engine_csv_opts_t *opts,

@@ -1,13 +1,20 @@
 /*
  * pkg/engine: symbol tables. One per field, holding each distinct value once as a dual
  * (text + optional number) in load order. Interning hashes at load time only; queries work
- * on symbol indexes. Invariant: syms[i].off/len address pool; slots has n_syms <= mask/2.
+ * on symbol indexes. Invariant: syms[i].off/len address pool; slots hold n_slotted <=
+ * mask/2 symbols: all of them, or while a CSV load keys canonical numbers and dates in the
+ * direct tables (keyed), the others only.
  */
+/* MAP_ANONYMOUS (direct tables) */
+#define _DEFAULT_SOURCE
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "engine_int.h"
+
+static void direct_free(tsr_engine__field_t *f);
 
 uint32_t tsr_engine__hash(const char *p, size_t n) {
     /* 64-bit multiply-mix over 8-byte words; values here are short (IDs, names, dates). */
@@ -36,6 +43,7 @@ void tsr_engine__field_init(tsr_engine__field_t *f, const char *name, size_t nam
     f->name = tsr_xstrndup(name, name_len);
     f->slot_mask = 63;
     f->slots = tsr_xcalloc(64, sizeof *f->slots);
+    f->hashes = tsr_xcalloc(64, sizeof *f->hashes);
 }
 
 void tsr_engine__field_cleanup(tsr_engine__field_t *f) {
@@ -44,29 +52,101 @@ void tsr_engine__field_cleanup(tsr_engine__field_t *f) {
     free(f->pool);
     free(f->slots);
     free(f->rank);
-    for (int k = 0; k < 4; k++)
-        free(f->direct[k]);
-    free(f->direct_date);
+    direct_free(f);
     free(f->hashes);
     memset(f, 0, sizeof *f);
 }
 
 static void field_grow_slots(tsr_engine__field_t *f) {
-    uint32_t mask = f->slot_mask * 2 + 1;
+    uint32_t old_mask = f->slot_mask, mask = old_mask * 2 + 1;
+    uint32_t *slots = tsr_xcalloc((size_t)mask + 1, sizeof *slots);
+    uint32_t *hashes = tsr_xcalloc((size_t)mask + 1, sizeof *hashes);
+    for (uint32_t j = 0; j <= old_mask; j++) {
+        uint32_t s1 = f->slots[j];
+        if (s1 == 0)
+            continue;
+        uint32_t h = f->hashes != NULL
+                         ? f->hashes[j]
+                         : tsr_engine__hash(f->pool + tsr_engine__sym_off(&f->syms[s1 - 1]),
+                                            tsr_engine__sym_len(&f->syms[s1 - 1]));
+        uint32_t i = h & mask;
+        while (slots[i] != 0)
+            i = (i + 1) & mask;
+        slots[i] = s1;
+        hashes[i] = h;
+    }
+    free(f->slots);
+    free(f->hashes);
+    f->slots = slots;
+    f->hashes = hashes;
+    f->slot_mask = mask;
+}
+
+/* Slots for every symbol (after seal dropped the direct tables of a keyed field). */
+static void field_rebuild_slots(tsr_engine__field_t *f) {
+    uint32_t mask = 63;
+    while ((uint64_t)f->n_syms * 2 > mask)
+        mask = mask * 2 + 1;
     uint32_t *slots = tsr_xcalloc((size_t)mask + 1, sizeof *slots);
     for (uint32_t s = 0; s < f->n_syms; s++) {
-        uint32_t i =
-            (f->hashes != NULL ? f->hashes[s]
-                               : tsr_engine__hash(f->pool + tsr_engine__sym_off(&f->syms[s]),
-                                                  tsr_engine__sym_len(&f->syms[s]))) &
-            mask;
+        uint32_t i = tsr_engine__hash(f->pool + tsr_engine__sym_off(&f->syms[s]),
+                                      tsr_engine__sym_len(&f->syms[s])) &
+                     mask;
         while (slots[i] != 0)
             i = (i + 1) & mask;
         slots[i] = s + 1;
     }
     free(f->slots);
+    free(f->hashes); /* (already NULL after seal) */
+    f->hashes = NULL;
     f->slots = slots;
     f->slot_mask = mask;
+    f->n_slotted = f->n_syms;
+    f->slots_partial = false;
+}
+
+/* Direct tables are mapped, not malloc'd: up to 16 MB each, freed at finalize, and from a
+ * loader thread's arena glibc could not give them back (malloc_trim keeps the top of a
+ * thread's heap). Fresh pages are zero and cost nothing until touched. */
+static uint32_t *direct_map(uint32_t cap) {
+    void *p = mmap(NULL, (size_t)cap * sizeof(uint32_t), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        fprintf(stderr, "engine: out of memory (direct table)\n");
+        abort();
+    }
+    return p;
+}
+
+static void direct_free(tsr_engine__field_t *f) {
+    for (int k = 0; k < 4; k++) {
+        if (f->direct[k] != NULL)
+            munmap(f->direct[k], (size_t)f->direct_cap[k] * sizeof(uint32_t));
+        f->direct[k] = NULL;
+        f->direct_cap[k] = 0;
+    }
+    if (f->direct_date != NULL)
+        munmap(f->direct_date, (size_t)f->direct_date_cap * sizeof(uint32_t));
+    f->direct_date = NULL;
+    f->direct_date_cap = 0;
+}
+
+static void direct_set(tsr_engine__field_t *f, uint32_t tab, uint32_t key, uint32_t v) {
+    uint32_t **arr = tab == 4 ? &f->direct_date : &f->direct[tab];
+    uint32_t *capp = tab == 4 ? &f->direct_date_cap : &f->direct_cap[tab];
+    if (key >= *capp) {
+        uint32_t cap = *capp ? *capp : 1024;
+        while (cap <= key)
+            cap *= 2;
+        uint32_t *grown = direct_map(cap);
+        if (*arr != NULL) {
+            memcpy(grown, *arr, (size_t)*capp * sizeof **arr);
+            munmap(*arr, (size_t)*capp * sizeof **arr);
+        }
+        *arr = grown;
+        *capp = cap;
+    }
+    (*arr)[key] = v;
 }
 
 /* Order of (is_num, num, text) keys as the default sort (numbers first, then text). */
@@ -112,13 +192,20 @@ static uint32_t lookup_sorted(const tsr_engine__field_t *f, const char *text, ui
 
 void tsr_engine__field_drop_slots(tsr_engine__field_t *f) {
     /* Only when lookups can binary-search the symbols themselves. */
-    if (!f->ranked || f->rank != NULL || f->n_syms < 65536)
+    if (f->ranked && f->rank == NULL && f->n_syms >= 65536) {
+        free(f->slots);
+        f->slots = NULL;
+        f->slots_partial = false;
         return;
-    free(f->slots);
-    f->slots = NULL;
+    }
+    if (f->slots_partial)
+        field_rebuild_slots(f);
 }
 
 uint32_t tsr_engine__field_lookup(const tsr_engine__field_t *f, const char *text, uint32_t len) {
+    uint32_t tab, key;
+    if (f->keyed && tsr_engine__text_key(text, len, &tab, &key))
+        return tsr_engine__direct_get(f, tab, key) - 1; /* 0 (absent) becomes UINT32_MAX */
     if (f->slots == NULL)
         return lookup_sorted(f, text, len);
     uint32_t hash = tsr_engine__hash(text, len);
@@ -128,45 +215,32 @@ uint32_t tsr_engine__field_lookup(const tsr_engine__field_t *f, const char *text
         if (s == 0)
             return UINT32_MAX;
         const tsr_engine__sym_t *y = &f->syms[s - 1];
-        if ((f->hashes == NULL || f->hashes[s - 1] == hash) && tsr_engine__sym_len(y) == len &&
+        if ((f->hashes == NULL || f->hashes[i] == hash) && tsr_engine__sym_len(y) == len &&
             memcmp(f->pool + tsr_engine__sym_off(y), text, len) == 0)
             return s - 1;
         i = (i + 1) & f->slot_mask;
     }
 }
 
-static uint32_t field_intern(tsr_engine__field_t *f, const char *text, uint32_t len, uint32_t hash,
-                             const double *num);
+static uint32_t field_intern(tsr_engine__field_t *f, const char *text, uint32_t len,
+                             const uint32_t *hash, const double *num);
 
 uint32_t tsr_engine__field_intern(tsr_engine__field_t *f, const char *text, uint32_t len,
                                   uint32_t hash) {
-    return field_intern(f, text, len, hash, NULL);
+    return field_intern(f, text, len, &hash, NULL);
 }
 
 uint32_t tsr_engine__field_intern_dual(tsr_engine__field_t *f, const char *text, uint32_t len,
                                        double num) {
-    return field_intern(f, text, len, tsr_engine__hash(text, len), &num);
+    return field_intern(f, text, len, NULL, &num);
 }
 
-static uint32_t field_intern(tsr_engine__field_t *f, const char *text, uint32_t len, uint32_t hash,
+/* Append a new symbol (no index updated). */
+static uint32_t field_append(tsr_engine__field_t *f, const char *text, uint32_t len,
                              const double *num) {
-    uint32_t i = hash & f->slot_mask;
-    for (;;) {
-        uint32_t s = f->slots[i];
-        if (s == 0)
-            break;
-        if (f->hashes[s - 1] == hash) {
-            const tsr_engine__sym_t *y = &f->syms[s - 1];
-            if (tsr_engine__sym_len(y) == len &&
-                memcmp(f->pool + tsr_engine__sym_off(y), text, len) == 0)
-                return s - 1;
-        }
-        i = (i + 1) & f->slot_mask;
-    }
     if (f->n_syms == f->cap_syms) {
         f->cap_syms = f->cap_syms ? f->cap_syms * 2 : 64;
         f->syms = tsr_xrealloc(f->syms, (size_t)f->cap_syms * sizeof *f->syms);
-        f->hashes = tsr_xrealloc(f->hashes, (size_t)f->cap_syms * sizeof *f->hashes);
     }
     if (len > 0xFFFFFF || f->pool_len + len >= (UINT64_C(1) << 40)) {
         /* Cells are capped at TSR_ENGINE_MAX_CELL by every loader; a terabyte of distinct
@@ -183,7 +257,6 @@ static uint32_t field_intern(tsr_engine__field_t *f, const char *text, uint32_t 
     }
     tsr_engine__sym_t *y = &f->syms[f->n_syms];
     y->pos = f->pool_len << 24 | len;
-    f->hashes[f->n_syms] = hash;
     if (len > 0)
         memcpy(f->pool + f->pool_len, text, len);
     f->pool_len += len;
@@ -192,112 +265,69 @@ static uint32_t field_intern(tsr_engine__field_t *f, const char *text, uint32_t 
         y->num = *num;
     else
         y->num = tsr_engine__parse_num(text, len, &parsed) ? parsed : NAN;
-    uint32_t idx = f->n_syms++;
+    return f->n_syms++;
+}
+
+static uint32_t field_intern(tsr_engine__field_t *f, const char *text, uint32_t len,
+                             const uint32_t *hashp, const double *num) {
+    uint32_t tab, key;
+    if (f->keyed && tsr_engine__text_key(text, len, &tab, &key)) {
+        uint32_t d = tsr_engine__direct_get(f, tab, key);
+        if (d != 0)
+            return d - 1;
+        uint32_t idx = field_append(f, text, len, num);
+        direct_set(f, tab, key, idx + 1);
+        return idx;
+    }
+    uint32_t hash = hashp != NULL ? *hashp : tsr_engine__hash(text, len);
+    uint32_t i = hash & f->slot_mask;
+    for (;;) {
+        uint32_t s = f->slots[i];
+        if (s == 0)
+            break;
+        if (f->hashes == NULL || f->hashes[i] == hash) {
+            const tsr_engine__sym_t *y = &f->syms[s - 1];
+            if (tsr_engine__sym_len(y) == len &&
+                memcmp(f->pool + tsr_engine__sym_off(y), text, len) == 0)
+                return s - 1;
+        }
+        i = (i + 1) & f->slot_mask;
+    }
+    uint32_t idx = field_append(f, text, len, num);
     f->slots[i] = idx + 1;
-    if ((uint64_t)f->n_syms * 2 > f->slot_mask)
+    if (f->hashes != NULL)
+        f->hashes[i] = hash;
+    f->n_slotted++;
+    if ((uint64_t)f->n_slotted * 2 > f->slot_mask)
         field_grow_slots(f);
     return idx;
 }
 
-/* Largest direct-cache size in entries per fraction-digit table (16 MiB of uint32, load
- * time only). */
-#define DIRECT_MAX (1u << 22)
-
-/* Key of canonical decimal text: digits with at most one '.', 1..3 fraction digits, no
- * leading zero in the integer part unless it is exactly "0". Such text is a function of
- * (mantissa, fraction digits), so key = mantissa * 4 + fraction digits is injective.
- * UINT32_MAX when the text does not qualify or the key is too large. */
-static inline uint32_t canonical_key(const char *p, uint32_t n, uint32_t *fd_out) {
-    if (n == 0 || n > 9 || p[0] == '.' || (p[0] == '0' && n > 1 && p[1] != '.'))
-        return UINT32_MAX;
-    uint32_t mant = 0, fd = 0;
-    bool dot = false;
-    for (uint32_t i = 0; i < n; i++) {
-        char c = p[i];
-        if (c >= '0' && c <= '9') {
-            mant = mant * 10 + (uint32_t)(c - '0');
-            fd += dot;
-        } else if (c == '.' && !dot && i + 1 < n) {
-            dot = true;
-        } else {
-            return UINT32_MAX;
-        }
+/* Make the direct tables authoritative for canonical texts: index the symbols interned so
+ * far (they stay in slots too, harmlessly). */
+static void field_make_keyed(tsr_engine__field_t *f) {
+    f->keyed = true;
+    for (uint32_t s = 0; s < f->n_syms; s++) {
+        uint32_t tab, key;
+        const char *t = f->pool + tsr_engine__sym_off(&f->syms[s]);
+        if (tsr_engine__text_key(t, tsr_engine__sym_len(&f->syms[s]), &tab, &key) &&
+            tsr_engine__direct_get(f, tab, key) == 0)
+            direct_set(f, tab, key, s + 1);
     }
-    if (fd > 3 || mant >= DIRECT_MAX)
-        return UINT32_MAX;
-    *fd_out = fd;
-    return mant;
-}
-
-/* Serial day of a canonical "YYYY-MM-DD" text between 1900 and 2199, else UINT32_MAX. */
-static inline uint32_t date_key(const char *p, uint32_t n) {
-    if (n != 10 || p[4] != '-' || p[7] != '-')
-        return UINT32_MAX;
-    uint32_t d[8];
-    static const int pos[8] = {0, 1, 2, 3, 5, 6, 8, 9};
-    for (int k = 0; k < 8; k++) {
-        d[k] = (uint32_t)(unsigned char)p[pos[k]] - '0';
-        if (d[k] > 9)
-            return UINT32_MAX;
-    }
-    uint32_t y = d[0] * 1000 + d[1] * 100 + d[2] * 10 + d[3], mo = d[4] * 10 + d[5];
-    uint32_t dd = d[6] * 10 + d[7];
-    static const uint32_t mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (y < 1900 || y > 2199 || mo < 1 || mo > 12 || dd < 1 || dd > mdays[mo - 1])
-        return UINT32_MAX;
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (mo == 2 && dd == 29 && !leap)
-        return UINT32_MAX;
-    return (uint32_t)tsr_engine__serial_day(y, mo, dd);
 }
 
 uint32_t tsr_engine__field_intern_fast(tsr_engine__field_t *f, const char *text, uint32_t len) {
-    uint32_t dk = date_key(text, len);
-    if (dk != UINT32_MAX) {
-        if (dk < f->direct_date_cap && f->direct_date[dk] != 0)
-            return f->direct_date[dk] - 1;
-        uint32_t s = tsr_engine__field_intern(f, text, len, tsr_engine__hash(text, len));
-        if (dk >= f->direct_date_cap) {
-            uint32_t cap = f->direct_date_cap ? f->direct_date_cap : 1024;
-            while (cap <= dk)
-                cap *= 2;
-            f->direct_date = tsr_xrealloc(f->direct_date, (size_t)cap * sizeof *f->direct_date);
-            memset(f->direct_date + f->direct_date_cap, 0,
-                   (size_t)(cap - f->direct_date_cap) * sizeof *f->direct_date);
-            f->direct_date_cap = cap;
-        }
-        f->direct_date[dk] = s + 1;
-        return s;
-    }
-    /* Separate tables per number of fraction digits keep integer keys dense (cache). */
-    uint32_t fd = 0, key = canonical_key(text, len, &fd);
-    if (key != UINT32_MAX && key < f->direct_cap[fd] && f->direct[fd][key] != 0)
-        return f->direct[fd][key] - 1;
-    uint32_t s = tsr_engine__field_intern(f, text, len, tsr_engine__hash(text, len));
-    if (key != UINT32_MAX) {
-        if (key >= f->direct_cap[fd]) {
-            uint32_t cap = f->direct_cap[fd] ? f->direct_cap[fd] : 1024;
-            while (cap <= key)
-                cap *= 2;
-            f->direct[fd] = tsr_xrealloc(f->direct[fd], (size_t)cap * sizeof *f->direct[fd]);
-            memset(f->direct[fd] + f->direct_cap[fd], 0,
-                   (size_t)(cap - f->direct_cap[fd]) * sizeof *f->direct[fd]);
-            f->direct_cap[fd] = cap;
-        }
-        f->direct[fd][key] = s + 1;
-    }
-    return s;
+    if (!f->keyed)
+        field_make_keyed(f);
+    return field_intern(f, text, len, NULL, NULL);
 }
 
 void tsr_engine__field_seal(tsr_engine__field_t *f) {
-    for (int k = 0; k < 4; k++) {
-        free(f->direct[k]);
-        f->direct[k] = NULL;
-        f->direct_cap[k] = 0;
+    direct_free(f);
+    if (f->keyed) {
+        f->keyed = false;
+        f->slots_partial = f->n_slotted < f->n_syms;
     }
-    free(f->direct_date);
-    f->direct_date = NULL;
-    f->direct_date_cap = 0;
     free(f->hashes);
     f->hashes = NULL;
     if (f->n_syms > 0 && f->cap_syms > f->n_syms) {
@@ -405,6 +435,21 @@ static int rank_cmp(const void *a, const void *b) {
 void tsr_engine__field_build_rank(tsr_engine__field_t *f) {
     if (f->ranked)
         return; /* set by the app-file reader (validated permutation) */
+    /* Load order is often the sort order (IDs, dates): then the rank is the identity. */
+    sort_field = f;
+    uint32_t s1 = 1;
+    while (s1 < f->n_syms) {
+        uint32_t a = s1 - 1;
+        if (rank_cmp(&a, &s1) > 0)
+            break;
+        s1++;
+    }
+    sort_field = NULL;
+    if (s1 >= f->n_syms) {
+        f->rank = NULL;
+        f->ranked = true;
+        return;
+    }
     uint32_t *order = tsr_xmalloc(((size_t)f->n_syms + 1) * sizeof *order);
     for (uint32_t s = 0; s < f->n_syms; s++)
         order[s] = s;

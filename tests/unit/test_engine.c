@@ -232,6 +232,239 @@ START_TEST(test_csv_large_file_two_workers_match) {
 }
 END_TEST
 
+/* Everything a load produced, as text: rows, per field its symbols in load order (text and
+ * number) and per table column its width and cells. */
+static char *model_dump(const tsr_engine_model_t *m) {
+    tsr_buf_t b;
+    tsr_buf_init(&b, 0);
+    for (size_t f = 0; f < tsr_engine_model_field_count(m); f++) {
+        tsr_buf_appendf(&b, "field %s:", tsr_engine_model_field_name(m, f));
+        for (size_t s = 0; s < tsr_engine_model_field_symbol_count(m, f); s++) {
+            tsr_engine_dual_t d;
+            ck_assert_int_eq(tsr_engine_model_field_symbol(m, f, s, &d), TSR_OK);
+            tsr_buf_appendf(&b, " [%.*s|%d|%.17g]", (int)d.text_len, d.text, d.is_num,
+                            d.is_num ? d.num : 0.0);
+        }
+        tsr_buf_append_str(&b, "\n");
+    }
+    for (size_t t = 0; t < tsr_engine_model_table_count(m); t++) {
+        size_t rows = tsr_engine_model_table_rows(m, t);
+        tsr_buf_appendf(&b, "table %s %zu rows\n", tsr_engine_model_table_name(m, t), rows);
+        for (size_t c = 0; c < tsr_engine_model_table_field_count(m, t); c++) {
+            tsr_buf_appendf(&b, "col %zu field %zu bits %u:", c,
+                            tsr_engine_model_table_field(m, t, c),
+                            tsr_engine_model_table_field_bits(m, t, c));
+            for (size_t r = 0; r < rows; r++) {
+                size_t sym;
+                bool is_null;
+                ck_assert_int_eq(tsr_engine_model_cell(m, t, c, r, &sym, &is_null), TSR_OK);
+                tsr_buf_appendf(&b, " %zu", is_null ? SIZE_MAX : sym);
+            }
+            tsr_buf_append_str(&b, "\n");
+        }
+    }
+    size_t n;
+    tsr_buf_append(&b, "", 0);
+    return tsr_buf_take(&b, &n);
+}
+
+/* Load csv into a fresh model (after a first table "Pre" when pre != NULL) with one thread
+ * or with the rows split in two chunks; returns the dump, or the error message. */
+static char *load_dump(const char *pre, const char *csv, size_t len, const tsr_engine__proj_t *proj,
+                       size_t n_proj, bool split) {
+    size_t saved = tsr_engine__csv_parallel_min;
+    tsr_engine__csv_parallel_min = split ? 0 : SIZE_MAX;
+    tsr_engine_model_t *m = tsr_engine_model_create();
+    tsr_error_t err = {0};
+    if (pre != NULL)
+        ck_assert_int_eq(tsr_engine__load_csv(m, "Pre", pre, strlen(pre), NULL, NULL, 0, &err),
+                         TSR_OK);
+    tsr_err_t rc = tsr_engine__load_csv(m, "T", csv, len, NULL, proj, n_proj, &err);
+    tsr_engine__csv_parallel_min = saved;
+    char *out;
+    if (rc != TSR_OK) {
+        out = tsr_xstrdup(err.msg);
+    } else {
+        out = model_dump(m);
+        /* After finalize (slots rebuilt or dropped) every symbol is found by its text. */
+        ck_assert_int_eq(tsr_engine_model_finalize(m, &err), TSR_OK);
+        for (size_t f = 0; f < tsr_engine_model_field_count(m); f++) {
+            for (size_t s = 0; s < tsr_engine_model_field_symbol_count(m, f); s++) {
+                tsr_engine_dual_t d;
+                size_t got = SIZE_MAX;
+                tsr_engine_model_field_symbol(m, f, s, &d);
+                ck_assert_int_eq(tsr_engine_model_field_symbol_find(m, f, d.text, d.text_len, &got),
+                                 TSR_OK);
+                ck_assert_uint_eq(got, s);
+            }
+        }
+    }
+    tsr_engine_model_destroy(m);
+    return out;
+}
+
+START_TEST(test_csv_chunks_identical_to_one_thread) {
+    /* Cells of every kind: canonical numbers and dates (direct tables), other numbers and
+     * text (hashed), empty cells, quoted cells with delimiters, quotes and newlines, CRLF
+     * and blank lines; later rows repeat earlier values and bring new ones. */
+    static const char *const kinds[] = {
+        "%d,%d.%02d,2021-%02d-%02d,t%d,\"q, %d\"\n",
+        "%d,0.%d5,2020-02-%02d,,\"two\nlines %d\"\r\n",
+        "00%d,-%d.5,20210230,%d,\"say \"\"%d\"\"\"\n",
+        "%d,1e%d,%d-01-01,x%d,\"\"\n\n",
+        "%d123456789,%d.,12.5.%d,Y%d,\"%d\"\n",
+    };
+    tsr_buf_t b;
+    tsr_buf_init(&b, 0);
+    tsr_buf_append_str(&b, "\xEF\xBB\xBF"
+                           "A,B,C,D,E\n");
+    for (int i = 0; i < 600; i++) {
+        int k = (i * 7 + i / 11) % 5;
+        int x = (i * 37) % 500, y = i % 97, z = i % 28 + 1;
+        switch (k) {
+        case 0:
+            tsr_buf_appendf(&b, kinds[0], x, y, z, (y % 12) + 1, z, x % 50, i);
+            break;
+        case 1:
+            tsr_buf_appendf(&b, kinds[1], x, y % 10, z, i % 300);
+            break;
+        case 2:
+            tsr_buf_appendf(&b, kinds[2], y, x, i, y);
+            break;
+        case 3:
+            tsr_buf_appendf(&b, kinds[3], i, y % 5, 1900 + y, x % 40);
+            break;
+        default:
+            tsr_buf_appendf(&b, kinds[4], y, x, z, i % 13, i);
+            break;
+        }
+    }
+    const char *pre = "B,P\n0.05,t1\n7.5,zz\n2.00,x3\n-1.5,q\n";
+    /* Grow the file a line at a time so the middle falls everywhere in a row, also inside
+     * quoted cells that hold newlines. */
+    for (int extra = 0; extra < 8; extra++) {
+        char *one = load_dump(NULL, b.data, b.len, NULL, 0, false);
+        char *two = load_dump(NULL, b.data, b.len, NULL, 0, true);
+        ck_assert_str_eq(one, two);
+        free(one);
+        free(two);
+        one = load_dump(pre, b.data, b.len, NULL, 0, false);
+        two = load_dump(pre, b.data, b.len, NULL, 0, true);
+        ck_assert_str_eq(one, two);
+        free(one);
+        free(two);
+        tsr_buf_appendf(&b, "%d,\"l\nl\n%d\",x,\"a\"\"\nb\",%d\r\n", extra, extra, extra * 3);
+    }
+    /* A projection: only some columns, renamed. */
+    tsr_engine__proj_t proj[] = {{"D", "Dx"}, {"B", "Bx"}};
+    char *one = load_dump(pre, b.data, b.len, proj, 2, false);
+    char *two = load_dump(pre, b.data, b.len, proj, 2, true);
+    ck_assert_str_eq(one, two);
+    ck_assert_ptr_nonnull(strstr(one, "field Dx:"));
+    free(one);
+    free(two);
+    tsr_buf_cleanup(&b);
+}
+END_TEST
+
+START_TEST(test_csv_chunk_boundary_inside_quoted_cell) {
+    /* One quoted cell spans the middle of the file with many newlines (and unbalanced-looking
+     * quotes and ragged "rows" inside): the second chunk's guessed start is wrong and its
+     * errors must not surface. */
+    tsr_buf_t b;
+    tsr_buf_init(&b, 0);
+    tsr_buf_append_str(&b, "K,Note\n");
+    for (int i = 0; i < 200; i++)
+        tsr_buf_appendf(&b, "%d,n%d\n", i, i % 7);
+    tsr_buf_append_str(&b, "200,\"");
+    for (int i = 0; i < 400; i++)
+        tsr_buf_appendf(&b, "inner %d,\"\"x\"\",%d\n", i, i);
+    tsr_buf_append_str(&b, "end\"\n");
+    for (int i = 201; i < 400; i++)
+        tsr_buf_appendf(&b, "%d,n%d\n", i, i % 9);
+    char *one = load_dump(NULL, b.data, b.len, NULL, 0, false);
+    char *two = load_dump(NULL, b.data, b.len, NULL, 0, true);
+    ck_assert_str_eq(one, two);
+    ck_assert_ptr_nonnull(strstr(one, "table T 400 rows"));
+    free(one);
+    free(two);
+    /* Errors: the first in file order wins, with its file line, from either chunk. */
+    tsr_buf_t e;
+    tsr_buf_init(&e, 0);
+    tsr_buf_append_str(&e, "A,B\n");
+    for (int i = 0; i < 1000; i++)
+        tsr_buf_appendf(&e, i == 900 ? "%d\n" : "%d,x\n", i);
+    one = load_dump(NULL, e.data, e.len, NULL, 0, false);
+    two = load_dump(NULL, e.data, e.len, NULL, 0, true);
+    ck_assert_str_eq(one, two);
+    ck_assert_msg(strstr(one, "line 902 column 1: 1 fields where 2 expected") != NULL, "%s", one);
+    free(one);
+    free(two);
+    tsr_buf_cleanup(&e);
+    tsr_buf_init(&e, 0);
+    tsr_buf_append_str(&e, "A,B\n");
+    for (int i = 0; i < 1000; i++)
+        tsr_buf_appendf(&e, i == 100 ? "%d,x,y\n" : i == 900 ? "%d\n" : "%d,x\n", i);
+    one = load_dump(NULL, e.data, e.len, NULL, 0, false);
+    two = load_dump(NULL, e.data, e.len, NULL, 0, true);
+    ck_assert_str_eq(one, two);
+    ck_assert_msg(strstr(one, "line 102 column 7: more than 2 fields") != NULL, "%s", one);
+    free(one);
+    free(two);
+    tsr_buf_cleanup(&e);
+    /* An unterminated quote in the first half runs to the end of the file. */
+    tsr_buf_init(&e, 0);
+    tsr_buf_append_str(&e, "A,B\n");
+    for (int i = 0; i < 1000; i++)
+        tsr_buf_appendf(&e, i == 10 ? "%d,\"open\n" : "%d,x\n", i);
+    one = load_dump(NULL, e.data, e.len, NULL, 0, false);
+    two = load_dump(NULL, e.data, e.len, NULL, 0, true);
+    ck_assert_str_eq(one, two);
+    ck_assert_ptr_nonnull(strstr(one, "malformed"));
+    free(one);
+    free(two);
+    tsr_buf_cleanup(&e);
+    tsr_buf_cleanup(&b);
+}
+END_TEST
+
+START_TEST(test_symbols_direct_tables_and_hashed_texts_agree) {
+    /* A field with symbols interned as computed duals before a CSV load (hashed), then CSV
+     * cells (canonical numbers and dates keyed by direct tables): one symbol per text,
+     * lookups before and after finalize. */
+    tsr_engine_model_t *m = tsr_engine_model_create();
+    uint32_t f = tsr_engine__model_field(m, "A", 1);
+    tsr_engine__field_t *fd = &m->fields[f];
+    ck_assert_uint_eq(tsr_engine__field_intern_dual(fd, "10", 2, 10.0), 0);
+    ck_assert_uint_eq(tsr_engine__field_intern_dual(fd, "2020-01-02", 10, 43832.0), 1);
+    ck_assert_uint_eq(tsr_engine__field_intern_dual(fd, "abc", 3, NAN), 2);
+    tsr_error_t err = {0};
+    const char *csv = "A\n10\n2020-01-02\n7\nabc\n7\n010\n0.5\n0.50\n2020-01-02\n";
+    ck_assert_int_eq(tsr_engine_model_load_csv_mem(m, "T", csv, strlen(csv), NULL, &err), TSR_OK);
+    ck_assert_uint_eq(tsr_engine_model_field_symbol_count(m, f), 7);
+    static const char *const texts[] = {"10", "2020-01-02", "abc", "7", "010", "0.5", "0.50"};
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t s = 0; s < 7; s++) {
+            size_t got = SIZE_MAX;
+            ck_assert_int_eq(
+                tsr_engine_model_field_symbol_find(m, f, texts[s], strlen(texts[s]), &got), TSR_OK);
+            ck_assert_uint_eq(got, s);
+        }
+        size_t got;
+        ck_assert_int_eq(tsr_engine_model_field_symbol_find(m, f, "8", 1, &got), TSR_ENOTFOUND);
+        ck_assert_int_eq(tsr_engine_model_field_symbol_find(m, f, "2020-01-03", 10, &got),
+                         TSR_ENOTFOUND);
+        ck_assert_int_eq(tsr_engine_model_field_symbol_find(m, f, "x", 1, &got), TSR_ENOTFOUND);
+        if (pass == 0)
+            ck_assert_int_eq(tsr_engine_model_finalize(m, &err), TSR_OK);
+    }
+    char buf[32];
+    ck_assert_str_eq(cell_text(m, "T", "A", 5, buf, sizeof buf), "010");
+    ck_assert_str_eq(cell_text(m, "T", "A", 8, buf, sizeof buf), "2020-01-02");
+    tsr_engine_model_destroy(m);
+}
+END_TEST
+
 START_TEST(test_finalize_synthetic_key_refused) {
     tsr_engine_model_t *m = model_from_csv("A", "X,Y,P\n1,2,3\n");
     tsr_error_t err;
@@ -1619,6 +1852,9 @@ int main(void) {
     tcase_add_test(tm, test_csv_semicolon_delimiter_and_no_labels);
     tcase_add_test(tm, test_csv_ragged_row_reports_line_and_column);
     tcase_add_test(tm, test_csv_large_file_two_workers_match);
+    tcase_add_test(tm, test_csv_chunks_identical_to_one_thread);
+    tcase_add_test(tm, test_csv_chunk_boundary_inside_quoted_cell);
+    tcase_add_test(tm, test_symbols_direct_tables_and_hashed_texts_agree);
     tcase_add_test(tm, test_finalize_synthetic_key_refused);
     tcase_add_test(tm, test_finalize_circular_reference_refused);
     tcase_add_test(tm, test_finalize_star_and_chain_accepted);
