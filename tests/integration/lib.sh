@@ -7,11 +7,13 @@ export TSR_BUILD_DIR TSR_SOURCE_DIR
 it_fail() { echo "FAIL: $*" >&2; exit 1; }
 it_ok() { echo "ok - $*"; }
 
-# A base port P such that P..P+9 are all free on loopback.
+# A base port P such that P..P+9 are all free on loopback. Below Linux's ephemeral range
+# (32768+), so no outgoing connection or port-0 listener (devkafka's brokers) takes one of them
+# between this check and the bind.
 it_free_port_block() {
   local tries=0 p i busy
   while [ $tries -lt 50 ]; do
-    p=$((20000 + (RANDOM % 2000) * 10))
+    p=$((20000 + (RANDOM % 1270) * 10))
     busy=0
     for i in $(seq 0 9); do
       if (exec 3<>/dev/tcp/127.0.0.1/$((p + i))) 2>/dev/null; then busy=1; break; fi
@@ -24,13 +26,25 @@ it_free_port_block() {
 
 # it_stack_up VAR_PREFIX: starts a stack; sets ${prefix}_PORT, ${prefix}_STATE, ${prefix}_URL.
 IT_STACKS=()
+# Another process may still take a port of the block before a service binds it: then the
+# stack is torn down and started again on another block (3 attempts).
 it_stack_up() {
-  local port state
-  port=$(it_free_port_block) || it_fail "no free port block"
-  state=$(mktemp -d /tmp/tsr-it.XXXXXX)
-  IT_STACKS+=("$port:$state")
-  TSR_PORT=$port TSR_STATE_DIR=$state "$TSR_SOURCE_DIR/deploy/local/stack" up >/dev/null ||
-    { cat "$state"/local/logs/*.log >&2 2>/dev/null || true; it_fail "stack up"; }
+  local port state attempt
+  for attempt in 1 2 3; do
+    port=$(it_free_port_block) || it_fail "no free port block"
+    state=$(mktemp -d /tmp/tsr-it.XXXXXX)
+    IT_STACKS+=("$port:$state")
+    if TSR_PORT=$port TSR_STATE_DIR=$state "$TSR_SOURCE_DIR/deploy/local/stack" up >/dev/null; then
+      break
+    fi
+    if [ $attempt = 3 ] || ! grep -qsiE 'address already in use|cannot listen|bind\(\)' \
+        "$state"/local/logs/*.log "$state"/local/nginx/logs/error.log; then
+      cat "$state"/local/logs/*.log >&2 2>/dev/null || true
+      it_fail "stack up"
+    fi
+    echo "# stack up on port $port hit a port in use; retrying on another block" >&2
+    TSR_PORT=$port TSR_STATE_DIR=$state "$TSR_SOURCE_DIR/deploy/local/stack" down >/dev/null 2>&1 || true
+  done
   printf -v "$1_PORT" '%s' "$port"
   printf -v "$1_STATE" '%s' "$state"
   printf -v "$1_URL" '%s' "http://127.0.0.1:$port"
