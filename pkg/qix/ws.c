@@ -8,6 +8,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -353,6 +355,10 @@ static void upgraded(int fd, const char *extra, size_t extra_len, void *ud) {
     c->extra = extra;
     c->extra_len = extra_len;
     c->wake[0] = c->wake[1] = -1;
+    /* Responses are small frames written as soon as they are ready: without TCP_NODELAY,
+     * Nagle holds a frame back until the peer's delayed ACK (~40 ms) whenever one is unacked. */
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || pipe(c->wake) != 0) {
         tsr_log_error(NULL, "qix: cannot set up a session: %s", strerror(errno));
