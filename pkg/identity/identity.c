@@ -102,6 +102,20 @@ static tsr_err_t path_id(tsr_req_t *req, const char *name, const char **out, tsr
     return TSR_OK;
 }
 
+/* The common start of a TenantAdmin handler on one object: who is calling, the object's id
+ * from the path parameter param, and the admin check. */
+static tsr_err_t admin_on(tsr_identity_t *id, tsr_req_t *req, const char *param,
+                          tsr_id__principal_t *p, const char **obj_id, tsr_error_t *err) {
+    tsr_err_t rc = authenticate(id, req, p, err);
+    if (rc == TSR_OK) {
+        rc = path_id(req, param, obj_id, err);
+    }
+    if (rc == TSR_OK) {
+        rc = require_admin(p, err);
+    }
+    return rc;
+}
+
 static tsr_err_t parse_limit(tsr_req_t *req, size_t *limit, tsr_error_t *err) {
     const char *l = tsr_req_query(req, "limit");
     int64_t v = DEFAULT_LIMIT;
@@ -705,13 +719,7 @@ static tsr_err_t h_user_patch(tsr_req_t *req, void *ud, tsr_error_t *err) {
     tsr_id__principal_t p;
     const char *uid = NULL;
     json_t *body = NULL;
-    tsr_err_t rc = authenticate(id, req, &p, err);
-    if (rc == TSR_OK) {
-        rc = path_id(req, "userId", &uid, err);
-    }
-    if (rc == TSR_OK) {
-        rc = require_admin(&p, err);
-    }
+    tsr_err_t rc = admin_on(id, req, "userId", &p, &uid, err);
     if (rc == TSR_OK) {
         rc = tsr_req_json(req, &body, err);
     }
@@ -729,13 +737,7 @@ static tsr_err_t h_user_del(tsr_req_t *req, void *ud, tsr_error_t *err) {
     tsr_identity_t *id = ud;
     tsr_id__principal_t p;
     const char *uid = NULL;
-    tsr_err_t rc = authenticate(id, req, &p, err);
-    if (rc == TSR_OK) {
-        rc = path_id(req, "userId", &uid, err);
-    }
-    if (rc == TSR_OK) {
-        rc = require_admin(&p, err);
-    }
+    tsr_err_t rc = admin_on(id, req, "userId", &p, &uid, err);
     if (rc == TSR_OK) {
         rc = tsr_identity__user_del(id, p.tenant_id, p.user_id, uid, err);
     }
@@ -828,13 +830,7 @@ static tsr_err_t h_group_patch(tsr_req_t *req, void *ud, tsr_error_t *err) {
     tsr_id__principal_t p;
     const char *gid = NULL;
     json_t *body = NULL;
-    tsr_err_t rc = authenticate(id, req, &p, err);
-    if (rc == TSR_OK) {
-        rc = path_id(req, "groupId", &gid, err);
-    }
-    if (rc == TSR_OK) {
-        rc = require_admin(&p, err);
-    }
+    tsr_err_t rc = admin_on(id, req, "groupId", &p, &gid, err);
     if (rc == TSR_OK) {
         rc = tsr_req_json(req, &body, err);
     }
@@ -852,13 +848,7 @@ static tsr_err_t h_group_del(tsr_req_t *req, void *ud, tsr_error_t *err) {
     tsr_identity_t *id = ud;
     tsr_id__principal_t p;
     const char *gid = NULL;
-    tsr_err_t rc = authenticate(id, req, &p, err);
-    if (rc == TSR_OK) {
-        rc = path_id(req, "groupId", &gid, err);
-    }
-    if (rc == TSR_OK) {
-        rc = require_admin(&p, err);
-    }
+    tsr_err_t rc = admin_on(id, req, "groupId", &p, &gid, err);
     if (rc == TSR_OK) {
         rc = tsr_identity__group_del(id, p.tenant_id, p.user_id, gid, err);
     }
@@ -1189,13 +1179,7 @@ static tsr_err_t h_idp_get(tsr_req_t *req, void *ud, tsr_error_t *err) {
     tsr_id__principal_t p;
     const char *iid = NULL;
     json_t *doc = NULL;
-    tsr_err_t rc = authenticate(id, req, &p, err);
-    if (rc == TSR_OK) {
-        rc = path_id(req, "id", &iid, err);
-    }
-    if (rc == TSR_OK) {
-        rc = require_admin(&p, err);
-    }
+    tsr_err_t rc = admin_on(id, req, "id", &p, &iid, err);
     if (rc == TSR_OK) {
         rc = id->docs.get(id->docs.ud, TSR_ID__C_IDPS, p.tenant_id, iid, &doc, err);
         if (rc == TSR_ENOTFOUND) {
@@ -1214,13 +1198,7 @@ static tsr_err_t h_idp_patch(tsr_req_t *req, void *ud, tsr_error_t *err) {
     tsr_id__principal_t p;
     const char *iid = NULL;
     json_t *body = NULL, *doc = NULL;
-    tsr_err_t rc = authenticate(id, req, &p, err);
-    if (rc == TSR_OK) {
-        rc = path_id(req, "id", &iid, err);
-    }
-    if (rc == TSR_OK) {
-        rc = require_admin(&p, err);
-    }
+    tsr_err_t rc = admin_on(id, req, "id", &p, &iid, err);
     if (rc == TSR_OK) {
         rc = tsr_req_json(req, &body, err);
     }
@@ -1239,13 +1217,7 @@ static tsr_err_t h_idp_del(tsr_req_t *req, void *ud, tsr_error_t *err) {
     tsr_identity_t *id = ud;
     tsr_id__principal_t p;
     const char *iid = NULL;
-    tsr_err_t rc = authenticate(id, req, &p, err);
-    if (rc == TSR_OK) {
-        rc = path_id(req, "id", &iid, err);
-    }
-    if (rc == TSR_OK) {
-        rc = require_admin(&p, err);
-    }
+    tsr_err_t rc = admin_on(id, req, "id", &p, &iid, err);
     if (rc == TSR_OK) {
         rc = tsr_identity__idp_del(id, p.tenant_id, p.user_id, iid, err);
     }
