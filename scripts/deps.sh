@@ -9,9 +9,9 @@ APT_PACKAGES=(
   build-essential cmake pkg-config clang clang-format
   libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev
   libmongoc-dev libbson-dev librdkafka-dev kcat
-  check libwslay-dev libroaring-dev libical-dev libzstd-dev libcurl4-openssl-dev
-  libargon2-dev liboath-dev
-  nginx curl jq wrk hyperfine nodejs npm
+  check libwslay-dev libical-dev libzstd-dev libcurl4-openssl-dev
+  libargon2-dev
+  nginx curl jq wrk nodejs npm
   chromium  # browser tests (tests/e2e, driven by npm playwright-core)
 )
 
