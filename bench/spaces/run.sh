@@ -38,7 +38,8 @@ run_wrk() { # url header... -> "rps p50_ms p99_ms"
     END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }'
 }
 direct="http://127.0.0.1:$((S_PORT + 2))"
-dh=(-H "X-Tsr-Tenant-Id: $tenant" -H "X-Tsr-User-Id: $user" -H "X-Tsr-Roles: TenantAdmin,User")
+# Direct calls carry the platform token identity mints for the key (services verify it).
+dh=(-H "X-Tsr-Token: $(it_platform_jwt "$S_PORT" "$key")")
 nh=(-H "Authorization: Bearer $key")
 curl -fs "${dh[@]}" "$direct/api/v1/apps/$app" >/dev/null
 curl -fs "${nh[@]}" "$S_URL/api/v1/apps/$app" >/dev/null

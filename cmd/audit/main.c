@@ -3,17 +3,20 @@
  * audit service (checkpoint key from TSR_AUDIT_KEY_FILE), starts its consumer of the audit
  * topics and its maintenance thread, and serves /api/v1/audits behind the HTTP runtime:
  * health, readiness (store + consumer assignment), metrics. SIGTERM: the server drains, then
- * the consumer commits and leaves its group.
+ * the consumer commits and leaves its group. Callers are verified by pkg/auth
+ * (TSR_AUTH_JWKS_URL, or TSR_AUTH_TRUST_HEADERS in development).
  */
 #include <stdlib.h>
 
 #include "audit.h"
+#include "auth.h"
 #include "config.h"
 #include "httpd.h"
 
 typedef struct {
     tsr_store_t *store;
     tsr_audit_t *audit;
+    tsr_auth_verifier_t *verifier;
 } svc_t;
 
 static void teardown(void *ud) {
@@ -21,6 +24,7 @@ static void teardown(void *ud) {
     if (s != NULL) {
         tsr_audit_destroy(s->audit);
         tsr_store_destroy(s->store);
+        tsr_auth_verifier_destroy(s->verifier);
         free(s);
     }
 }
@@ -30,7 +34,10 @@ static tsr_err_t setup(tsr_httpd_opts_t *opts, void **ud, tsr_error_t *err) {
     tsr_audit_opts_t ao;
     tsr_store_opts_t so = {0};
     so.collections = tsr_audit_collections(&so.n_collections);
-    tsr_err_t rc = tsr_audit_opts_from_config(&ao, err);
+    tsr_err_t rc = tsr_auth_httpd_setup(opts, &s->verifier, err);
+    if (rc == TSR_OK) {
+        rc = tsr_audit_opts_from_config(&ao, err);
+    }
     if (rc == TSR_OK) {
         rc = tsr_store_create_default(&so, &s->store, err);
     }

@@ -12,6 +12,9 @@
  *                       a version fenced by the run's token; the worker finishes the reload
  *                       exactly once. HTTP: health, readiness, metrics only. SIGTERM finishes
  *                       the current reload, then leaves the group.
+ * Both roles: callers are verified by pkg/auth (TSR_AUTH_JWKS_URL, or TSR_AUTH_TRUST_HEADERS in
+ * development), and calls to spaces carry service tokens from identity
+ * (TSR_AUTH_SERVICE_TOKEN_FILE).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "config.h"
 #include "engined.h"
 #include "events.h"
@@ -31,11 +35,28 @@
 typedef struct {
     tsr_engined_t *engined;
     tsr_qix_server_t *qix;
+    tsr_auth_verifier_t *verifier; /* NULL: headers trusted (development) */
+    tsr_auth_tokens_t *tokens;     /* service tokens for calls to spaces; NULL: none */
     /* reloader role */
     tsr_store_t *store;
     tsr_reload_consumer_t *consumer;
     char owner[128];
 } engine_t;
+
+/* The auth knobs both roles share: the verifier hooked into opts, the service-token source
+ * handed to the engine. */
+static tsr_err_t auth_setup(engine_t *e, tsr_httpd_opts_t *opts, tsr_error_t *err) {
+    tsr_err_t rc = tsr_auth_httpd_setup(opts, &e->verifier, err);
+    if (rc == TSR_OK) {
+        rc = tsr_auth_tokens_create_from_config(&e->tokens, err);
+    }
+    return rc;
+}
+
+static void auth_teardown(engine_t *e) {
+    tsr_auth_tokens_destroy(e->tokens);
+    tsr_auth_verifier_destroy(e->verifier);
+}
 
 static tsr_err_t setup(tsr_httpd_opts_t *opts, void **ud, tsr_error_t *err) {
     engine_t *e = calloc(1, sizeof *e);
@@ -44,9 +65,13 @@ static tsr_err_t setup(tsr_httpd_opts_t *opts, void **ud, tsr_error_t *err) {
     if (e == NULL) {
         return tsr_error_set(err, TSR_EINTERNAL, "out of memory");
     }
-    if ((rc = tsr_engined_create_from_config(&e->engined, err)) != TSR_OK ||
+    if ((rc = auth_setup(e, opts, err)) != TSR_OK ||
+        (rc = tsr_engined_create_from_config(&e->engined, err)) != TSR_OK ||
         (rc = tsr_qix_opts_from_config(&qo, err)) != TSR_OK) {
         goto fail;
+    }
+    if (e->tokens != NULL) {
+        tsr_engined_set_token_source(e->engined, tsr_auth_tokens_cb, e->tokens);
     }
     qo.backend = tsr_engined_backend(e->engined);
     qo.authenticate = tsr_engined_authenticate;
@@ -60,6 +85,7 @@ static tsr_err_t setup(tsr_httpd_opts_t *opts, void **ud, tsr_error_t *err) {
     return TSR_OK;
 fail:
     tsr_engined_destroy(e->engined);
+    auth_teardown(e);
     free(e);
     return rc;
 }
@@ -74,6 +100,7 @@ static void teardown(void *ud) {
     engine_t *e = ud;
     tsr_qix_server_destroy(e->qix);
     tsr_engined_destroy(e->engined);
+    auth_teardown(e);
     free(e);
 }
 
@@ -152,9 +179,13 @@ static tsr_err_t reloader_setup(tsr_httpd_opts_t *opts, void **ud, tsr_error_t *
                                  err)) != TSR_OK ||
         (rc = tsr_config_get_int("TSR_ENGINE_RELOAD_TEST_PAUSE_MS", 0, 3600000, &g_pause_ms,
                                  err)) != TSR_OK ||
+        (rc = auth_setup(e, opts, err)) != TSR_OK ||
         (rc = tsr_store_create_default(&so, &e->store, err)) != TSR_OK ||
         (rc = tsr_engined_create_from_config(&e->engined, err)) != TSR_OK) {
         goto fail;
+    }
+    if (e->tokens != NULL) {
+        tsr_engined_set_token_source(e->engined, tsr_auth_tokens_cb, e->tokens);
     }
     tsr_error_t berr;
     tsr_error_clear(&berr);
@@ -182,6 +213,7 @@ fail:
     free(bootstrap);
     tsr_engined_destroy(e->engined);
     tsr_store_destroy(e->store);
+    auth_teardown(e);
     free(e);
     return rc;
 }
@@ -191,6 +223,7 @@ static void reloader_teardown(void *ud) {
     tsr_reload_consumer_stop(e->consumer); /* finishes the current reload, leaves the group */
     tsr_engined_destroy(e->engined);
     tsr_store_destroy(e->store);
+    auth_teardown(e);
     free(e);
 }
 

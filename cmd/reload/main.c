@@ -3,7 +3,9 @@
  * $TSR_STATE_DIR/store.db) with the reload collections, creates pkg/reload (access decisions
  * from spaces), starts the scheduler round thread (only the leader-lease holder fires), the
  * outbox relay under the shared relay lease and the consumer of reload results when a broker
- * is configured, and runs the HTTP routes behind the service runtime.
+ * is configured, and runs the HTTP routes behind the service runtime. Callers are verified by
+ * pkg/auth (TSR_AUTH_JWKS_URL, or TSR_AUTH_TRUST_HEADERS in development); access questions to
+ * spaces forward the caller's own platform token.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "config.h"
 #include "events.h"
 #include "httpd.h"
@@ -23,6 +26,7 @@ typedef struct {
     tsr_reload_t *reload;
     tsr_reload_consumer_t *results;
     tsr_store_events_relayer_t *relayer;
+    tsr_auth_verifier_t *verifier;
     char owner[128];
 } app_t;
 
@@ -55,6 +59,7 @@ static void teardown(void *ud) {
     }
     tsr_reload_destroy(a->reload);
     tsr_store_destroy(a->store);
+    tsr_auth_verifier_destroy(a->verifier);
     free(a);
 }
 
@@ -69,7 +74,8 @@ static tsr_err_t setup(tsr_httpd_opts_t *opts, void **ud, tsr_error_t *err) {
     tsr_store_opts_t so = {.collections = tsr_reload_collections(&n)};
     so.n_collections = n;
     const char *misfire = tsr_config_get("TSR_RELOAD_MISFIRE");
-    if ((rc = tsr_config_get_int("TSR_RELOAD_TENANT_MAX_ACTIVE", 1, 100000, &max_active, err)) !=
+    if ((rc = tsr_auth_httpd_setup(opts, &a->verifier, err)) != TSR_OK ||
+        (rc = tsr_config_get_int("TSR_RELOAD_TENANT_MAX_ACTIVE", 1, 100000, &max_active, err)) !=
             TSR_OK ||
         (rc = tsr_config_get_int("TSR_RELOAD_MAX_FAILURES", 1, 1000, &max_failures, err)) !=
             TSR_OK ||

@@ -3,12 +3,16 @@
  * $TSR_STATE_DIR/store.db) with the spaces collections and the blob store (TSR_BLOB_URI),
  * loads the key-encryption key (TSR_KEK_FILE) that wraps tenant DEKs, starts the outbox relay
  * to Kafka when a broker is configured (one relay per store at a time, under a store lease),
- * and runs pkg/spaces behind the HTTP runtime.
+ * points app copy/publish at an engine replica (TSR_SPACES_ENGINE_URL), and runs pkg/spaces
+ * behind the HTTP runtime. Callers are verified by pkg/auth (the platform JWT against identity's
+ * JWKS, TSR_AUTH_JWKS_URL); without it the service refuses to start unless
+ * TSR_AUTH_TRUST_HEADERS is set.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "config.h"
 #include "events.h"
 #include "httpd.h"
@@ -22,6 +26,7 @@ typedef struct {
     tsr_kek_set_t *kek;
     tsr_spaces_t *spaces;
     tsr_store_events_relayer_t *relayer;
+    tsr_auth_verifier_t *verifier;
 } app_t;
 
 static void teardown(void *ud) {
@@ -34,6 +39,7 @@ static void teardown(void *ud) {
     tsr_blob_store_destroy(a->blobs);
     tsr_store_destroy(a->store);
     tsr_crypto_kek_set_destroy(a->kek);
+    tsr_auth_verifier_destroy(a->verifier);
     free(a);
 }
 
@@ -44,7 +50,8 @@ static tsr_err_t setup(tsr_httpd_opts_t *opts, void **ud, tsr_error_t *err) {
     app_t *a = tsr_xcalloc(1, sizeof *a);
     tsr_store_opts_t so = {.collections = tsr_spaces_collections(&n)};
     so.n_collections = n;
-    if ((rc = tsr_config_get_int("TSR_SPACES_DATAFILE_MAX_BYTES", 1, (int64_t)1 << 40, &max_file,
+    if ((rc = tsr_auth_httpd_setup(opts, &a->verifier, err)) != TSR_OK ||
+        (rc = tsr_config_get_int("TSR_SPACES_DATAFILE_MAX_BYTES", 1, (int64_t)1 << 40, &max_file,
                                  err)) != TSR_OK ||
         (rc = tsr_store_create_default(&so, &a->store, err)) != TSR_OK ||
         (rc = tsr_blob_store_open(NULL, &a->blobs, err)) != TSR_OK) {
@@ -63,20 +70,35 @@ static tsr_err_t setup(tsr_httpd_opts_t *opts, void **ud, tsr_error_t *err) {
     } else {
         tsr_log_warn(NULL, "TSR_KEK_FILE is not set: data files are stored unsealed");
     }
+    /* App copy and publish have an engine replica copy the content (any replica: the app
+     * folders are shared under the state dir). */
+    char engine[512];
+    const char *eurl = tsr_config_get("TSR_SPACES_ENGINE_URL");
+    if (eurl[0] == '\0') {
+        int64_t port = 0;
+        if ((rc = tsr_config_get_int("TSR_PORT", 1, 65535 - 3, &port, err)) != TSR_OK) {
+            teardown(a);
+            return rc;
+        }
+        snprintf(engine, sizeof engine, "http://127.0.0.1:%lld", (long long)(port + 3));
+        eurl = engine;
+    }
+    /* Data-file upload bodies and download plaintext go through temporary files here. */
+    char updir[4200];
+    snprintf(updir, sizeof updir, "%s/spaces-uploads", tsr_config_get("TSR_STATE_DIR"));
     tsr_spaces_opts_t sp = {.store = a->store,
                             .kek = a->kek,
                             .blobs = a->blobs,
                             .datafile_max_bytes = (uint64_t)max_file,
-                            .json_max_body = opts->max_body};
+                            .json_max_body = opts->max_body,
+                            .engine_url = strcmp(eurl, "off") != 0 ? eurl : NULL,
+                            .upload_dir = updir};
     if ((rc = tsr_spaces_create(&sp, &a->spaces, err)) != TSR_OK) {
         teardown(a);
         return rc;
     }
-    /* httpd buffers whole bodies: let uploads through (plus multipart framing); the JSON
-     * routes keep TSR_HTTP_MAX_BODY themselves. */
-    if ((uint64_t)opts->max_body < (uint64_t)max_file + 65536) {
-        opts->max_body = (size_t)max_file + 65536;
-    }
+    /* Data-file uploads are upload routes (the body streams to a file under their own cap,
+     * TSR_SPACES_DATAFILE_MAX_BYTES plus framing): every other body keeps TSR_HTTP_MAX_BODY. */
     opts->on_ready = tsr_spaces_ready;
     opts->ready_ud = a->spaces;
     opts->on_principal = tsr_spaces_principal;

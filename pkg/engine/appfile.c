@@ -24,6 +24,10 @@
 #define APP_HEADER 32 /* magic 8, version 4, flags 4, stored size 8, raw size 8 */
 #define APP_FLAG_SEALED 1u
 #define APP_MAX_RAW (UINT64_C(16) << 30) /* bytes of an uncompressed payload */
+/* Optional trailing section: script variables. Absent when a model has none, so files
+ * without variables are byte-identical to those of earlier writers. */
+#define APP_VARS_TAG 0x53524156u /* "VARS" */
+#define APP_MAX_VARS 4096
 
 /* ---- writer ---- */
 
@@ -86,6 +90,14 @@ static void serialize(const tsr_engine_model_t *m, const tsr_engine_app_meta_t *
             put_u32(b, pk->bits);
             for (size_t w = 0; w < words; w++)
                 put_u64(b, pk->words[w]);
+        }
+    }
+    if (m->n_vars > 0) {
+        put_u32(b, APP_VARS_TAG);
+        put_u32(b, (uint32_t)m->n_vars);
+        for (size_t i = 0; i < m->n_vars; i++) {
+            put_bytes(b, m->var_names[i], strlen(m->var_names[i]));
+            put_bytes(b, m->var_values[i], strlen(m->var_values[i]));
         }
     }
 }
@@ -410,6 +422,24 @@ static tsr_err_t parse_payload(rd_t *r, tsr_engine_model_t **out,
                     goto out;
                 }
             }
+        }
+    }
+    if (r->p != r->end) {
+        uint32_t tag = get_u32(r), nv = get_u32(r);
+        if (r->bad || tag != APP_VARS_TAG || nv > APP_MAX_VARS) {
+            rc = corrupt(err, "trailing bytes");
+            goto out;
+        }
+        for (uint32_t i = 0; i < nv; i++) {
+            size_t nl, vl;
+            const char *nm = get_bytes(r, &nl);
+            const char *val = get_bytes(r, &vl);
+            if (r->bad || nl == 0 || nl > TSR_ENGINE_MAX_NAME || memchr(nm, 0, nl) != NULL ||
+                memchr(val, 0, vl) != NULL) {
+                rc = corrupt(err, "variables");
+                goto out;
+            }
+            tsr_engine__model_add_var(m, nm, nl, val, vl);
         }
     }
     if (r->p != r->end) {

@@ -88,6 +88,14 @@ typedef struct {
 tsr_err_t tsr_engine_reload(const char *script, size_t len, const tsr_engine_reload_opts_t *opts,
                             tsr_engine_model_t **out, char **log, tsr_error_t *err);
 
+/* The script variables (SET/LET) a reload left in model m, in first-set order (a variable
+ * cleared with LET v = Null() or set to empty text is kept with an empty value). Names and
+ * values are borrowed from the model, NUL-terminated. tsr_engine_model_var: TSR_ENOTFOUND when
+ * i is out of range. Thread safe on a finalized model. Saved in app files. */
+size_t tsr_engine_model_var_count(const tsr_engine_model_t *m);
+tsr_err_t tsr_engine_model_var(const tsr_engine_model_t *m, size_t i, const char **name,
+                               const char **value);
+
 /* ---- selections and states -------------------------------------------------------------- */
 
 /* A selection state over one model: per field a set of selected symbols, locks, and a

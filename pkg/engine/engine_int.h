@@ -100,7 +100,14 @@ struct tsr_engine_model {
     size_t n_idx;
     atomic_int idx_state; /* 0: built on first use (finalize), 1: built, 2: none */
     size_t idx_min_rows;  /* for the build on first use */
+    /* Script variables (SET/LET) as the script left them, in first-set order; owned. */
+    char **var_names, **var_values;
+    size_t n_vars;
 };
+
+/* Append a script variable to m (copies; used by the script and the app file reader). */
+void tsr_engine__model_add_var(tsr_engine_model_t *m, const char *name, size_t name_len,
+                               const char *value, size_t value_len);
 
 /* ---- fields (field.c) ---- */
 uint32_t tsr_engine__hash(const char *p, size_t n);

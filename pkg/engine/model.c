@@ -30,7 +30,35 @@ void tsr_engine_model_destroy(tsr_engine_model_t *m) {
     for (size_t f = 0; f < m->n_fields; f++)
         tsr_engine__field_cleanup(&m->fields[f]);
     free(m->fields);
+    for (size_t i = 0; i < m->n_vars; i++) {
+        free(m->var_names[i]);
+        free(m->var_values[i]);
+    }
+    free(m->var_names);
+    free(m->var_values);
     free(m);
+}
+
+size_t tsr_engine_model_var_count(const tsr_engine_model_t *m) {
+    return m != NULL ? m->n_vars : 0;
+}
+
+tsr_err_t tsr_engine_model_var(const tsr_engine_model_t *m, size_t i, const char **name,
+                               const char **value) {
+    if (m == NULL || i >= m->n_vars)
+        return TSR_ENOTFOUND;
+    *name = m->var_names[i];
+    *value = m->var_values[i];
+    return TSR_OK;
+}
+
+void tsr_engine__model_add_var(tsr_engine_model_t *m, const char *name, size_t name_len,
+                               const char *value, size_t value_len) {
+    m->var_names = tsr_xrealloc(m->var_names, (m->n_vars + 1) * sizeof *m->var_names);
+    m->var_values = tsr_xrealloc(m->var_values, (m->n_vars + 1) * sizeof *m->var_values);
+    m->var_names[m->n_vars] = tsr_xstrndup(name, name_len);
+    m->var_values[m->n_vars] = tsr_xstrndup(value, value_len);
+    m->n_vars++;
 }
 
 uint32_t tsr_engine__model_field(tsr_engine_model_t *m, const char *name, size_t len) {

@@ -1647,6 +1647,9 @@ tsr_err_t tsr_engine_reload(const char *script, size_t len, const tsr_engine_rel
             tsr_buf_appendf(&s.log, "error: %s\n", err ? err->msg : tsr_strerror(rc));
     }
     if (rc == TSR_OK) {
+        for (size_t i = 0; i < s.n_vars; i++)
+            tsr_engine__model_add_var(s.m, s.vars[i].name, strlen(s.vars[i].name), s.vars[i].value,
+                                      strlen(s.vars[i].value));
         tsr_buf_appendf(&s.log, "--- %zu tables, %zu fields, %.1f ms\n", s.m->n_tables,
                         s.m->n_fields, (double)(tsr_mono_ns() - t0) / 1e6);
         *out = s.m;

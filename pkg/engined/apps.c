@@ -1,9 +1,10 @@
 /*
  * Apps: the file app store, the registry of apps and their models (unloaded by LRU within a
  * memory budget), access decisions, the QIX backend (check_app, open_doc, list_docs), the
- * principal of a session, reloads, change pushes to the other sessions of an app, and the
- * REST data model metadata. Invariant: an app is found only through its tenant; another
- * tenant's id is answered exactly like a missing one (TSR_ENOTFOUND).
+ * principal of a session, reloads, change pushes to the other sessions of an app, the REST
+ * data model metadata, app import/export and the content copy behind spaces' copy and publish.
+ * Invariant: an app is found only through its tenant; another tenant's id is answered exactly
+ * like a missing one (TSR_ENOTFOUND).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include "config.h"
 #include "engined_int.h"
 #include "log.h"
+#include "spaces_client.h"
 
 #define MAX_ID 128
 
@@ -205,6 +207,16 @@ static tsr_err_t files_version(void *ud, const char *tenant_id, const char *app_
     return TSR_OK;
 }
 
+/* A staged model file's name in the app's folder dir (unique per process and moment). */
+static void staged_name(const char *dir, char *staged, size_t n) {
+    static unsigned long seq;
+    snprintf(staged, n, "%s/model.staged.%ld.%llu.%lu", dir, (long)getpid(),
+             (unsigned long long)tsr_mono_ms(), __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
+}
+
+static tsr_err_t switch_model(const char *dir, char *staged, const uint64_t *fence,
+                              tsr_engined_version_t *out, tsr_error_t *err);
+
 static tsr_err_t files_put_model(void *ud, const char *tenant_id, const char *app_id,
                                  const uint8_t *buf, size_t n, const uint64_t *fence,
                                  tsr_engined_version_t *out, tsr_error_t *err) {
@@ -215,15 +227,25 @@ static tsr_err_t files_put_model(void *ud, const char *tenant_id, const char *ap
     if (rc != TSR_OK) {
         return rc;
     }
-    char dir[4096], staged[4400], path[4400], lock[4400], old[256], file[256];
+    char dir[4096], staged[4400];
     snprintf(dir, sizeof dir, "%s/%s", f->root, app_id);
     /* The new model goes to a file of its own first: a crash (or a refused switch) leaves the
      * current version untouched; a half-written file is never pointed to. */
-    snprintf(staged, sizeof staged, "%s/model.staged.%ld.%llu", dir, (long)getpid(),
-             (unsigned long long)tsr_mono_ms());
+    staged_name(dir, staged, sizeof staged);
     if ((rc = write_atomic(staged, buf, n, err)) != TSR_OK) {
         return rc;
     }
+    return switch_model(dir, staged, fence, out, err);
+}
+
+/* Make the complete, fsynced model file staged (in dir; removed whatever happens) the app's
+ * current version: under an flock of dir/model.lock, renamed to model-<token>-<seq>.tsra and
+ * the pointer switched, refused with TSR_ECONFLICT when fence is set and not greater than the
+ * pointer's token. */
+static tsr_err_t switch_model(const char *dir, char *staged, const uint64_t *fence,
+                              tsr_engined_version_t *out, tsr_error_t *err) {
+    tsr_err_t rc = TSR_OK;
+    char path[4400], lock[4400], old[256], file[256];
     snprintf(lock, sizeof lock, "%s/model.lock", dir);
     int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lfd < 0 || flock(lfd, LOCK_EX) != 0) {
@@ -426,11 +448,14 @@ tsr_err_t tsr_engined_authenticate(void *ud, tsr_req_t *req, char **user_id, tsr
         /* The QIX backend only sees the session's user id; spaces' decisions need the roles
          * (TenantAdmin sees every app of its tenant). */
         const char *roles = tsr_req_header(req, "X-Tsr-Roles");
+        const char *groups = tsr_req_header(req, "X-Tsr-Groups");
         pthread_mutex_lock(&e->mu);
         if (json_object_size(e->roles) >= MAX_ROLES_CACHED) {
             json_object_clear(e->roles);
+            json_object_clear(e->groups);
         }
         json_object_set_new(e->roles, *user_id, json_string(roles ? roles : ""));
+        json_object_set_new(e->groups, *user_id, json_string(groups ? groups : ""));
         pthread_mutex_unlock(&e->mu);
     }
     return rc;
@@ -453,7 +478,11 @@ tsr_err_t tsr_engined_create(const tsr_engined_opts_t *opts, tsr_engined_t **out
     e->mem_budget = opts->memory_bytes;
     e->cache = opts->cache_bytes > 0 ? tsr_engine_cache_create(opts->cache_bytes) : NULL;
     e->roles = json_object();
+    e->groups = json_object();
     e->spaces_url = opts->spaces_url != NULL ? tsr_xstrdup(opts->spaces_url) : NULL;
+    e->transfer_root = opts->transfer_root != NULL ? tsr_xstrdup(opts->transfer_root) : NULL;
+    e->import_max = opts->import_max_bytes > 0 ? opts->import_max_bytes : (UINT64_C(1) << 30);
+    e->export_ttl_ms = opts->export_ttl_ms > 0 ? opts->export_ttl_ms : UINT64_C(3600000);
     e->watch_ms = opts->watch_ms;
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
@@ -486,8 +515,16 @@ static tsr_err_t mkdir_p(const char *path, tsr_error_t *err) {
 
 #define WATCH_MS 500 /* how often serving replicas look for model versions written elsewhere */
 
+static tsr_err_t transfer_config(const char *state, tsr_engined_opts_t *o, char *dir, size_t n,
+                                 tsr_error_t *err);
+
+void tsr_engined_set_token_source(tsr_engined_t *e, tsr_engined_token_fn fn, void *ud) {
+    e->token_fn = fn;
+    e->token_ud = ud;
+}
+
 tsr_err_t tsr_engined_create_from_config(tsr_engined_t **out, tsr_error_t *err) {
-    char apps[4096], data[4096];
+    char apps[4096], data[4096], transfer[4096];
     const char *state = tsr_config_get("TSR_STATE_DIR");
     bool create = false;
     tsr_err_t rc = tsr_config_get_bool("TSR_ENGINE_CREATE_ON_OPEN", &create, err);
@@ -523,6 +560,12 @@ tsr_err_t tsr_engined_create_from_config(tsr_engined_t **out, tsr_error_t *err) 
         return rc;
     }
     o.spaces_url = strcmp(spaces, "off") != 0 ? spaces : NULL;
+    if ((rc = transfer_config(state, &o, transfer, sizeof transfer, err)) != TSR_OK) {
+        if (o.access.close != NULL) {
+            o.access.close(o.access.ud);
+        }
+        return rc;
+    }
     if ((rc = mkdir_p(apps, err)) != TSR_OK || (rc = mkdir_p(data, err)) != TSR_OK ||
         (rc = tsr_engined_appstore_files_open(apps, &o.store, err)) != TSR_OK) {
         if (o.access.close != NULL) {
@@ -581,9 +624,11 @@ void tsr_engined_destroy(tsr_engined_t *e) {
         e->access.close(e->access.ud);
     }
     json_decref(e->roles);
+    json_decref(e->groups);
     tsr_engine_cache_destroy(e->cache);
     free(e->data_root);
     free(e->spaces_url);
+    free(e->transfer_root);
     pthread_cond_destroy(&e->cv);
     pthread_mutex_destroy(&e->mu);
     free(e);
@@ -981,14 +1026,27 @@ static tsr_err_t decide(tsr_engined_t *e, const char *user, const char *app_id,
         *actions = TSR_ENGINED_ALL;
         return app_get(e, tenant, app_id, e->create_on_open, app, err);
     }
-    char *roles = NULL;
+    char *roles = NULL, *groups = NULL, *token = NULL;
     pthread_mutex_lock(&e->mu);
     const char *r = json_string_value(json_object_get(e->roles, user));
+    const char *g = json_string_value(json_object_get(e->groups, user));
     roles = r ? tsr_xstrdup(r) : NULL;
+    groups = g ? tsr_xstrdup(g) : NULL;
     pthread_mutex_unlock(&e->mu);
     tsr_engined_principal_t who = {
         .tenant_id = tenant, .user_id = user + strlen(tenant) + 1, .roles = roles};
-    tsr_err_t rc = e->access.decide(e->access.ud, &who, app_id, actions, err);
+    tsr_err_t rc = TSR_OK;
+    /* A QIX session outlives the user's platform token: spaces gets a service token naming the
+     * session's (verified) principal instead. */
+    if (e->token_fn != NULL) {
+        rc = e->token_fn(e->token_ud, who.tenant_id, who.user_id, roles, groups, &token, err);
+        who.token = token;
+    }
+    if (rc == TSR_OK) {
+        rc = e->access.decide(e->access.ud, &who, app_id, actions, err);
+    }
+    free(token);
+    free(groups);
     free(roles);
     if (rc == TSR_OK && (*actions & TSR_ENGINED_READ) == 0) {
         rc = tsr_error_set(err, TSR_EFORBIDDEN, "no access to the app");
@@ -1179,6 +1237,817 @@ static tsr_err_t h_metadata(tsr_req_t *req, void *ud, tsr_error_t *err) {
     return TSR_OK;
 }
 
+/* ---- REST: app import and export ------------------------------------------------------------
+ * Qlik's POST /api/v1/apps/import (the app file as an octet-stream body), POST
+ * /api/v1/apps/{appId}/export (201 + Location) and GET /api/v1/temp-contents/{id}. The file is
+ * pkg/engine's app file (zstd, checksummed): the model, the script, and the app document's
+ * content (title, properties, objects, bookmarks, variables) as its "objects" JSON. Under
+ * transfer_root, shared by the replicas: uploads/ (request bodies being received, removed with
+ * the request) and temp/<id>.tsra + temp/<id>.json (an export's download and its owner and
+ * expiry). Invariants: an import creates nothing (no record, no files) unless the whole file
+ * opened; an export is answered only after spaces committed its audit event. */
+
+#define TEMP_ID_HEX 32      /* hex characters of a temporary content id (128 random bits) */
+#define TEMP_SWEEP_MAX 1000 /* directory entries one sweep of expired downloads looks at */
+#define IMPORT_NAME_MAX 256 /* bytes of an app name taken from an imported file */
+
+static tsr_err_t transfer_config(const char *state, tsr_engined_opts_t *o, char *dir, size_t n,
+                                 tsr_error_t *err) {
+    int64_t max = 0, ttl = 0;
+    tsr_err_t rc;
+    if ((rc = tsr_config_get_int("TSR_ENGINE_IMPORT_MAX_BYTES", 1, INT64_C(1) << 40, &max, err)) !=
+            TSR_OK ||
+        (rc = tsr_config_get_int("TSR_ENGINE_EXPORT_TTL_S", 1, 7 * 86400, &ttl, err)) != TSR_OK) {
+        return rc;
+    }
+    snprintf(dir, n, "%s/engine/transfer", state);
+    o->transfer_root = dir;
+    o->import_max_bytes = (uint64_t)max;
+    o->export_ttl_ms = (uint64_t)ttl * 1000;
+    return TSR_OK;
+}
+
+/* The caller as spaces must see it (forwarded headers, including the platform token). */
+static void transfer_who(tsr_req_t *req, tsr_spaces_client_principal_t *p) {
+    p->tenant_id = tsr_req_header(req, "X-Tsr-Tenant-Id");
+    p->user_id = tsr_req_header(req, "X-Tsr-User-Id");
+    p->roles = tsr_req_header(req, "X-Tsr-Roles");
+    p->token = tsr_req_header(req, "X-Tsr-Token");
+}
+
+/* A spaces answer that is not a success, as our error (its detail kept). */
+static tsr_err_t spaces_refused(long status, const json_t *resp, const char *what,
+                                tsr_error_t *err) {
+    const char *d = json_string_value(
+        json_object_get(json_array_get(json_object_get(resp, "errors"), 0), "detail"));
+    tsr_err_t code = status == 400   ? TSR_EINVAL
+                     : status == 401 ? TSR_EUNAUTHENTICATED
+                     : status == 403 ? TSR_EFORBIDDEN
+                     : status == 404 ? TSR_ENOTFOUND
+                     : status == 409 ? TSR_ECONFLICT
+                                     : TSR_EUNAVAILABLE;
+    return tsr_error_set(err, code, "%s: %s", what, d != NULL ? d : "spaces refused");
+}
+
+static tsr_err_t query_bool(tsr_req_t *req, const char *name, bool *out, tsr_error_t *err) {
+    const char *v = tsr_req_query(req, name);
+    *out = false;
+    if (v == NULL || v[0] == '\0' || strcmp(v, "false") == 0 || strcmp(v, "0") == 0) {
+        return TSR_OK;
+    }
+    if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0) {
+        *out = true;
+        return TSR_OK;
+    }
+    return tsr_error_set(err, TSR_EINVAL, "%s must be true or false", name);
+}
+
+static bool temp_id_valid(const char *id) {
+    if (id == NULL || strlen(id) != TEMP_ID_HEX) {
+        return false;
+    }
+    for (size_t i = 0; i < TEMP_ID_HEX; i++) {
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void temp_paths(const tsr_engined_t *e, const char *id, char *file, char *meta, size_t n) {
+    snprintf(file, n, "%s/temp/%s.tsra", e->transfer_root, id);
+    snprintf(meta, n, "%s/temp/%s.json", e->transfer_root, id);
+}
+
+static void temp_remove(const tsr_engined_t *e, const char *id) {
+    char file[4400], meta[4400];
+    temp_paths(e, id, file, meta, sizeof file);
+    /* The description first: without it the download is gone even if the file stays. */
+    (void)unlink(meta);
+    (void)unlink(file);
+}
+
+/* Remove expired downloads (bounded per call; every export sweeps). */
+static void temp_sweep(const tsr_engined_t *e) {
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/temp", e->transfer_root);
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        return;
+    }
+    int64_t now = (int64_t)tsr_wall_ms();
+    struct dirent *de;
+    for (int seen = 0; seen < TEMP_SWEEP_MAX && (de = readdir(d)) != NULL; seen++) {
+        size_t n = strlen(de->d_name);
+        if (n != TEMP_ID_HEX + 5 || strcmp(de->d_name + TEMP_ID_HEX, ".json") != 0) {
+            continue;
+        }
+        char id[TEMP_ID_HEX + 1], path[4400];
+        memcpy(id, de->d_name, TEMP_ID_HEX);
+        id[TEMP_ID_HEX] = '\0';
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        json_t *m = json_load_file(path, 0, NULL);
+        json_int_t exp = json_integer_value(json_object_get(m, "expiresAtMs"));
+        json_decref(m);
+        if (temp_id_valid(id) && exp < now) {
+            temp_remove(e, id);
+        }
+    }
+    closedir(d);
+}
+
+/* A download name: the app's title in a safe charset, ".tsra". */
+static void export_filename(const char *title, char *out, size_t n) {
+    size_t o = 0;
+    for (const char *p = title != NULL ? title : ""; *p != '\0' && o + 6 < n && o < 100; p++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_' || c == '.' || c == ' ';
+        out[o++] = ok ? c : '_';
+    }
+    if (o == 0) {
+        o = (size_t)snprintf(out, n, "app");
+    }
+    snprintf(out + o, n - o, ".tsra");
+}
+
+/* A model with no tables (an app never reloaded, or NoData). */
+static tsr_err_t empty_model(tsr_engined_t *e, tsr_engine_model_t **m, tsr_error_t *err) {
+    tsr_engine_reload_opts_t o = {.data_dir = e->data_root};
+    return tsr_engine_reload("", 0, &o, m, NULL, err);
+}
+
+static tsr_err_t h_export(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    tsr_engined_t *e = ud;
+    char *user = NULL, *objects = NULL, *text = NULL;
+    tsr_engined__app_t *a = NULL;
+    tsr_engined__model_t *m = NULL;
+    tsr_engine_model_t *empty = NULL;
+    json_t *doc = NULL, *meta = NULL, *resp = NULL;
+    char tid[TEMP_ID_HEX + 1], file[4400], mpath[4400], fname[128], loc[128];
+    bool written = false, no_data = false;
+    unsigned actions = 0;
+    const char *app_id = tsr_req_param(req, "appId");
+    tsr_err_t rc = tsr_engined_authenticate(e, req, &user, err);
+    if (rc != TSR_OK) {
+        return rc;
+    }
+    tsr_req_set_identity(req, tsr_req_header(req, "X-Tsr-Tenant-Id"),
+                         tsr_req_header(req, "X-Tsr-User-Id"));
+    if ((rc = query_bool(req, "NoData", &no_data, err)) != TSR_OK) {
+        goto out;
+    }
+    rc = decide(e, user, app_id, &a, &actions, err);
+    if (rc == TSR_EFORBIDDEN) {
+        /* Without read the app is not there for the caller (the role table's "-"). */
+        rc = tsr_error_set(err, TSR_ENOTFOUND, "app not found");
+    }
+    if (rc != TSR_OK) {
+        goto out;
+    }
+    if ((actions & TSR_ENGINED_EXPORT) == 0) {
+        rc = tsr_error_set(err, TSR_EFORBIDDEN, "exporting this app needs the export permission");
+        goto out;
+    }
+    app_ensure_loaded(a);
+    /* A version a reloader wrote since this replica loaded the app, without waiting for the
+     * watcher: an export right after a reload has its data. */
+    app_refresh(a);
+    pthread_mutex_lock(&a->mu);
+    doc = json_deep_copy(a->doc);
+    if (!no_data && a->model != NULL) {
+        m = a->model;
+        m->refs++; /* the model stays while it is written, whatever eviction does */
+    }
+    pthread_mutex_unlock(&a->mu);
+    const tsr_engine_model_t *model = m != NULL ? m->m : NULL;
+    if (model == NULL) {
+        if ((rc = empty_model(e, &empty, err)) != TSR_OK) {
+            goto out;
+        }
+        model = empty;
+    }
+    if (e->spaces_url != NULL) {
+        /* Spaces holds the app's name and description (the engine's title is its own). */
+        tsr_spaces_client_principal_t who;
+        transfer_who(req, &who);
+        char path[512];
+        snprintf(path, sizeof path, "/api/v1/apps/%s", app_id);
+        long status = 0;
+        rc = tsr_spaces_client_call(e->spaces_url, "GET", path, &who, NULL, &status, &resp, err);
+        if (rc == TSR_OK && status != 200) {
+            rc = spaces_refused(status, resp, "reading the app record", err);
+        }
+        if (rc != TSR_OK) {
+            goto out;
+        }
+        json_t *attrs = json_object_get(resp, "attributes");
+        const char *name = json_string_value(json_object_get(attrs, "name"));
+        const char *desc = json_string_value(json_object_get(attrs, "description"));
+        if (name != NULL) {
+            json_object_set_new(doc, "title", json_string(name));
+        }
+        if (desc != NULL) {
+            json_object_set_new(doc, "description", json_string(desc));
+        }
+        json_decref(resp);
+        resp = NULL;
+    }
+    /* The file carries the app document without its identity (an import gets a new one). */
+    json_object_del(doc, "id");
+    json_object_del(doc, "tenantId");
+    json_object_set_new(doc, "sourceAppId", json_string(app_id));
+    objects = json_dumps(doc, JSON_COMPACT);
+    const char *script = json_string_value(json_object_get(doc, "script"));
+    tsr_engine_app_meta_t am = {.script = script != NULL ? script : "",
+                                .script_len = script != NULL ? strlen(script) : 0,
+                                .objects = objects,
+                                .objects_len = strlen(objects)};
+    temp_sweep(e);
+    unsigned char rnd[TEMP_ID_HEX / 2];
+    tsr_random_fill(rnd, sizeof rnd);
+    tsr_hex_encode(rnd, sizeof rnd, tid);
+    temp_paths(e, tid, file, mpath, sizeof file);
+    if ((rc = tsr_engine_app_save(model, &am, file, NULL, err)) != TSR_OK) {
+        goto out;
+    }
+    written = true;
+    struct stat st;
+    if (stat(file, &st) != 0) {
+        rc = tsr_error_set(err, TSR_EIO, "stat %s: %s", file, strerror(errno));
+        goto out;
+    }
+    char tenant[MAX_ID + 1];
+    if (!principal_tenant(user, tenant, sizeof tenant)) {
+        rc = tsr_error_set(err, TSR_EUNAUTHENTICATED, "no authenticated principal");
+        goto out;
+    }
+    export_filename(json_string_value(json_object_get(doc, "title")), fname, sizeof fname);
+    meta = json_pack("{ss ss ss ss sI sI}", "tenantId", tenant, "userId", user + strlen(tenant) + 1,
+                     "appId", app_id, "filename", fname, "bytes", (json_int_t)st.st_size,
+                     "expiresAtMs", (json_int_t)(tsr_wall_ms() + e->export_ttl_ms));
+    text = json_dumps(meta, JSON_COMPACT);
+    if ((rc = write_atomic(mpath, text, strlen(text), err)) != TSR_OK) {
+        goto out;
+    }
+    if (e->spaces_url != NULL) {
+        /* Spaces owns the app's audit events: no answer before it recorded the export. */
+        tsr_spaces_client_principal_t who;
+        transfer_who(req, &who);
+        char path[512];
+        snprintf(path, sizeof path, "/internal/v1/apps/%s/exported", app_id);
+        json_t *body = json_pack("{ss sI}", "tempContentId", tid, "bytes", (json_int_t)st.st_size);
+        long status = 0;
+        rc = tsr_spaces_client_call(e->spaces_url, "POST", path, &who, body, &status, &resp, err);
+        json_decref(body);
+        if (rc == TSR_OK && status != 204 && status != 200) {
+            rc = spaces_refused(status, resp, "recording the export", err);
+        }
+        if (rc != TSR_OK) {
+            goto out;
+        }
+    }
+    snprintf(loc, sizeof loc, "/api/v1/temp-contents/%s", tid);
+    tsr_req_add_header(req, "Location", loc);
+    tsr_req_reply_bytes(req, 201, NULL, "", 0);
+    tsr_log_ctx_t ctx = {tsr_req_id(req), tenant, user + strlen(tenant) + 1};
+    tsr_log_info(&ctx, "engined: app %s exported (%lld bytes) to temporary content %s", app_id,
+                 (long long)st.st_size, tid);
+out:
+    if (rc != TSR_OK && written) {
+        temp_remove(e, tid);
+    }
+    if (m != NULL) {
+        pthread_mutex_lock(&a->mu);
+        tsr_engined__model_unref(a, m);
+        pthread_mutex_unlock(&a->mu);
+    }
+    tsr_engine_model_destroy(empty);
+    json_decref(resp);
+    json_decref(meta);
+    json_decref(doc);
+    free(text);
+    free(objects);
+    free(user);
+    return rc;
+}
+
+static tsr_err_t h_temp_get(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    tsr_engined_t *e = ud;
+    char *user = NULL, tenant[MAX_ID + 1], file[4400], mpath[4400], disp[256];
+    json_t *meta = NULL;
+    const char *id = tsr_req_param(req, "id");
+    tsr_err_t rc = tsr_engined_authenticate(e, req, &user, err);
+    if (rc != TSR_OK) {
+        return rc;
+    }
+    tsr_req_set_identity(req, tsr_req_header(req, "X-Tsr-Tenant-Id"),
+                         tsr_req_header(req, "X-Tsr-User-Id"));
+    if (!temp_id_valid(id) || !principal_tenant(user, tenant, sizeof tenant)) {
+        rc = tsr_error_set(err, TSR_ENOTFOUND, "temporary content not found");
+        goto out;
+    }
+    temp_paths(e, id, file, mpath, sizeof file);
+    meta = json_load_file(mpath, 0, NULL);
+    const char *t = json_string_value(json_object_get(meta, "tenantId"));
+    const char *u = json_string_value(json_object_get(meta, "userId"));
+    /* Only the caller who exported it sees it; anyone else, another tenant above all, gets
+     * exactly what a missing id gets. */
+    if (t == NULL || u == NULL || strcmp(t, tenant) != 0 ||
+        strcmp(u, user + strlen(tenant) + 1) != 0) {
+        rc = tsr_error_set(err, TSR_ENOTFOUND, "temporary content not found");
+        goto out;
+    }
+    if (json_integer_value(json_object_get(meta, "expiresAtMs")) < (json_int_t)tsr_wall_ms()) {
+        temp_remove(e, id);
+        rc = tsr_error_set(err, TSR_ENOTFOUND, "temporary content not found (expired)");
+        goto out;
+    }
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        rc = tsr_error_set(err, TSR_ENOTFOUND, "temporary content not found");
+        goto out;
+    }
+    const char *fname = json_string_value(json_object_get(meta, "filename"));
+    snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", fname != NULL ? fname : "app.tsra");
+    tsr_req_reply_fd(req, 200, "application/octet-stream", fd, (uint64_t)st.st_size);
+    tsr_req_add_header(req, "Content-Disposition", disp);
+    tsr_req_add_header(req, "Cache-Control", "no-store");
+out:
+    json_decref(meta);
+    free(user);
+    return rc;
+}
+
+/* Remove an app's folder from the file store (an import that failed after creating it). */
+static void files_remove_app(tsr_engined_t *e, const char *app_id) {
+    if (e->store.get != files_get || !id_is_valid(app_id)) {
+        return;
+    }
+    files_t *f = e->store.ud;
+    char dir[4096], path[4400];
+    snprintf(dir, sizeof dir, "%s/%s", f->root, app_id);
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            (void)unlink(path);
+        }
+    }
+    closedir(d);
+    (void)rmdir(dir);
+}
+
+/* The app document of an imported file: a new identity, the file's content. */
+static json_t *import_doc(const char *tenant, const char *id, const char *name,
+                          const json_t *content, const char *script) {
+    static const char *const own[] = {"id",          "tenantId",     "title",
+                                      "script",      "hasData",      "lastReloadTime",
+                                      "createdDate", "modifiedDate", NULL};
+    json_t *d = new_app_doc(tenant, id, name);
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)content, k, v) {
+        bool skip = false;
+        for (size_t i = 0; own[i] != NULL && !skip; i++) {
+            skip = strcmp(own[i], k) == 0;
+        }
+        if (!skip) {
+            json_object_set(d, k, v);
+        }
+    }
+    if (!json_is_object(json_object_get(d, "properties"))) {
+        json_object_set_new(d, "properties", json_object());
+    }
+    if (!json_is_object(json_object_get(d, "objects"))) {
+        json_object_set_new(d, "objects", json_object());
+    }
+    json_object_set_new(d, "script", json_string(script != NULL ? script : ""));
+    return d;
+}
+
+static tsr_err_t h_import(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    tsr_engined_t *e = ud;
+    char *user = NULL, tenant[MAX_ID + 1], id[MAX_ID + 1];
+    tsr_engine_model_t *m = NULL;
+    tsr_engine_app_contents_t contents = {0};
+    json_t *content = NULL, *doc = NULL, *nxapp = NULL;
+    uint8_t *file = NULL;
+    size_t file_n = 0;
+    bool recorded = false, created = false, no_data = false;
+    uint64_t len = 0;
+    const char *body = tsr_req_body_file(req, &len);
+    tsr_spaces_client_principal_t who;
+    transfer_who(req, &who);
+    tsr_err_t rc = tsr_engined_authenticate(e, req, &user, err);
+    if (rc != TSR_OK) {
+        return rc;
+    }
+    tsr_req_set_identity(req, who.tenant_id, who.user_id);
+    if (!principal_tenant(user, tenant, sizeof tenant)) {
+        rc = tsr_error_set(err, TSR_EUNAUTHENTICATED, "no authenticated principal");
+        goto out;
+    }
+    const char *mode = tsr_req_query(req, "mode");
+    if (mode != NULL && mode[0] != '\0' && strcmp(mode, "NEW") != 0) {
+        rc = tsr_error_set(err, TSR_EINVAL, "mode %s is not supported; only NEW", mode);
+        goto out;
+    }
+    if (tsr_req_query(req, "fileId") != NULL) {
+        rc = tsr_error_set(err, TSR_EINVAL,
+                           "fileId is not supported: send the app file as the request body");
+        goto out;
+    }
+    if ((rc = query_bool(req, "NoData", &no_data, err)) != TSR_OK) {
+        goto out;
+    }
+    if (body == NULL) {
+        rc = tsr_error_set(err, TSR_EIO, "the uploaded app file could not be stored");
+        goto out;
+    }
+    if (len == 0) {
+        rc = tsr_error_set(err, TSR_EINVAL,
+                           "the request body must be an app file (application/octet-stream)");
+        goto out;
+    }
+    /* The whole file is read and checked (header, checksum, every size and index) before
+     * anything is created. */
+    tsr_error_t ferr = {0};
+    if (tsr_engine_app_open(body, NULL, &m, &contents, &ferr) != TSR_OK) {
+        rc = tsr_error_set(err, TSR_EINVAL, "not a valid app file: %s", ferr.msg);
+        goto out;
+    }
+    content = contents.objects_len > 0
+                  ? json_loadb(contents.objects, contents.objects_len, JSON_REJECT_DUPLICATES, NULL)
+                  : json_object();
+    if (!json_is_object(content)) {
+        rc = tsr_error_set(err, TSR_EINVAL,
+                           "not a valid app file: its content is not a JSON object");
+        goto out;
+    }
+    const char *name = tsr_req_query(req, "name");
+    if (name == NULL || name[0] == '\0') {
+        name = json_string_value(json_object_get(content, "title"));
+    }
+    if (name == NULL || name[0] == '\0') {
+        name = tsr_req_query(req, "fallbackName");
+    }
+    if (name == NULL || name[0] == '\0') {
+        name = "Imported app";
+    }
+    if (strlen(name) > IMPORT_NAME_MAX) {
+        rc = tsr_error_set(err, TSR_EINVAL, "name is longer than %d bytes", IMPORT_NAME_MAX);
+        goto out;
+    }
+    const char *space = tsr_req_query(req, "spaceId");
+    if (space != NULL && (space[0] == '\0' || strcmp(space, "personal") == 0)) {
+        space = NULL;
+    }
+    if (e->spaces_url != NULL) {
+        /* The record first, in spaces (create in the target space is checked there). */
+        const char *desc = json_string_value(json_object_get(content, "description"));
+        json_t *rb = json_pack("{s{ss ss? ss?}}", "attributes", "name", name, "spaceId", space,
+                               "description", desc);
+        long status = 0;
+        rc = tsr_spaces_client_call(e->spaces_url, "POST", "/api/v1/apps", &who, rb, &status,
+                                    &nxapp, err);
+        json_decref(rb);
+        if (rc == TSR_OK && status != 200 && status != 201) {
+            rc = spaces_refused(status, nxapp, "creating the app record", err);
+        }
+        if (rc != TSR_OK) {
+            goto out;
+        }
+        const char *nid =
+            json_string_value(json_object_get(json_object_get(nxapp, "attributes"), "id"));
+        if (!id_is_valid(nid)) {
+            rc = tsr_error_set(err, TSR_EUNAVAILABLE, "spaces answered without an app id");
+            goto out;
+        }
+        snprintf(id, sizeof id, "%s", nid);
+        recorded = true;
+    } else {
+        tsr_id_new(id);
+    }
+    doc = import_doc(tenant, id, name, content, contents.script);
+    if ((rc = e->store.create(e->store.ud, tenant, id, doc, err)) != TSR_OK) {
+        goto out;
+    }
+    created = true;
+    size_t ntables = tsr_engine_model_table_count(m);
+    /* The checked model is not kept: an open loads it from the stored file. */
+    tsr_engine_model_destroy(m);
+    m = NULL;
+    if (!no_data && ntables > 0) {
+        /* The checked file becomes the app's first model version as it is. */
+        tsr_engined_version_t ver = {0};
+        if ((rc = read_file(body, &file, &file_n, err)) != TSR_OK ||
+            (rc = e->store.put_model(e->store.ud, tenant, id, file, file_n, NULL, &ver, err)) !=
+                TSR_OK) {
+            goto out;
+        }
+        const char *lrt = json_string_value(json_object_get(content, "lastReloadTime"));
+        json_object_set_new(doc, "hasData", json_true());
+        json_object_set_new(doc, "lastReloadTime",
+                            json_string(lrt != NULL && lrt[0] != '\0' ? lrt : ver.time));
+        if ((rc = e->store.put(e->store.ud, tenant, id, doc, err)) != TSR_OK) {
+            goto out;
+        }
+    }
+    if (nxapp == NULL) {
+        nxapp = json_pack("{s{ss ss ss ss} s[ssss]}", "attributes", "id", id, "name", name,
+                          "ownerId", who.user_id != NULL ? who.user_id : "", "lastReloadTime",
+                          json_string_value(json_object_get(doc, "lastReloadTime")), "privileges",
+                          "read", "update", "delete", "export");
+    }
+    tsr_log_ctx_t ctx = {tsr_req_id(req), tenant, who.user_id};
+    tsr_log_info(&ctx, "engined: app %s imported (%llu bytes, %zu tables)", id,
+                 (unsigned long long)len, ntables);
+    tsr_req_reply_json(req, 200, nxapp);
+    nxapp = NULL;
+out:
+    if (rc != TSR_OK && created) {
+        files_remove_app(e, id);
+    }
+    if (rc != TSR_OK && recorded) {
+        char path[256];
+        long status = 0;
+        tsr_error_t derr = {0};
+        snprintf(path, sizeof path, "/api/v1/apps/%s", id);
+        if (tsr_spaces_client_call(e->spaces_url, "DELETE", path, &who, NULL, &status, NULL,
+                                   &derr) != TSR_OK ||
+            status != 200) {
+            tsr_log_ctx_t lctx = {tsr_req_id(req), tenant, who.user_id};
+            tsr_log_error(&lctx, "engined: import failed and app record %s was not removed: %s", id,
+                          derr.msg);
+        }
+    }
+    tsr_engine_app_contents_cleanup(&contents);
+    tsr_engine_model_destroy(m);
+    json_decref(content);
+    json_decref(doc);
+    json_decref(nxapp);
+    free(file);
+    free(user);
+    return rc;
+}
+
+/* ---- app content copy: spaces' copy and publish ------------------------------------------------
+ * Spaces holds the app record, the engine the content. POST /internal/v1/apps/{appId}/copy
+ * (spaces, on the caller's behalf, with the forwarded principal and token, before it stores the
+ * new record; not routed from outside) gives the content of appId to a new app id. Spaces has
+ * decided the access (read + export on the source, create in the target space; publish); the
+ * engine finds the source only in the caller's tenant. Invariant: the copy exists completely
+ * (document, then model version) or not at all. */
+
+#define COPY_BODY_MAX 4096 /* bytes of a copy request's JSON body */
+
+/* Whether a bookmark of the source goes to the copy: public ones (published or approved)
+ * always; on a copy (not a publish) also the copier's own private ones. Others' private
+ * bookmarks never leave their app. */
+static bool copy_keeps_bookmark(const json_t *b, const char *user, bool publish) {
+    if (json_is_true(json_object_get(b, "published")) ||
+        json_is_true(json_object_get(b, "approved"))) {
+        return true;
+    }
+    const char *owner = json_string_value(json_object_get(b, "owner"));
+    return !publish && owner != NULL && user != NULL && strcmp(owner, user) == 0;
+}
+
+/* The copy's document: the source's content (script, properties, objects, variables, state
+ * names, public bookmarks...) under a new identity, without data until its model is in. */
+static json_t *copy_doc(const json_t *src, const char *tenant, const char *id, const char *src_id,
+                        const char *title, const char *user, bool publish) {
+    char now[25];
+    tsr_time_format_rfc3339(tsr_wall_ms(), now);
+    json_t *d = json_deep_copy(src);
+    json_object_set_new(d, "id", json_string(id));
+    json_object_set_new(d, "tenantId", json_string(tenant));
+    if (title != NULL && title[0] != '\0') {
+        json_object_set_new(d, "title", json_string(title));
+    }
+    json_object_set_new(d, "sourceAppId", json_string(src_id));
+    json_object_set_new(d, "createdDate", json_string(now));
+    json_object_set_new(d, "modifiedDate", json_string(now));
+    json_object_set_new(d, "hasData", json_false());
+    json_object_set_new(d, "lastReloadTime", json_string(""));
+    json_t *bms = json_object_get(d, "bookmarks");
+    if (json_is_object(bms)) {
+        const char *k;
+        json_t *b, *tmp;
+        json_object_foreach_safe(bms, tmp, k, b) {
+            if (!copy_keeps_bookmark(b, user, publish)) {
+                json_object_del(bms, k);
+            }
+        }
+    }
+    return d;
+}
+
+/* Link the current model file of app src into app dst's folder (both under the file store's
+ * root) and make it dst's first version. Model files are never changed once written (a new
+ * version is a new file), so a hard link is a copy that costs nothing; where links are not
+ * possible the bytes are copied. TSR_ENOTFOUND: src has no model. */
+static tsr_err_t files_copy_model(files_t *f, const char *src, const char *dst,
+                                  tsr_engined_version_t *ver, tsr_error_t *err) {
+    char sdir[4096], ddir[4096], file[256], path[4400], staged[4400];
+    snprintf(sdir, sizeof sdir, "%s/%s", f->root, src);
+    snprintf(ddir, sizeof ddir, "%s/%s", f->root, dst);
+    tsr_err_t rc = TSR_ENOTFOUND;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        tsr_engined_version_t v;
+        read_ptr(sdir, &v, file, sizeof file);
+        snprintf(path, sizeof path, "%s/%s", sdir, file);
+        staged_name(ddir, staged, sizeof staged);
+        if (link(path, staged) == 0) {
+            fsync_dir(ddir);
+            rc = TSR_OK;
+            break;
+        }
+        if (errno == ENOENT) {
+            /* No model, or a newer version replaced the file after the pointer was read. */
+            if (v.seq == 0) {
+                break;
+            }
+            continue;
+        }
+        uint8_t *buf = NULL;
+        size_t n = 0;
+        rc = read_file(path, &buf, &n, err);
+        if (rc == TSR_OK) {
+            rc = write_atomic(staged, buf, n, err);
+            free(buf);
+        }
+        if (rc != TSR_ENOTFOUND || v.seq == 0) {
+            break;
+        }
+    }
+    if (rc == TSR_ENOTFOUND) {
+        return tsr_error_set(err, TSR_ENOTFOUND, "app %s has no data model", src);
+    }
+    return rc == TSR_OK ? switch_model(ddir, staged, NULL, ver, err) : rc;
+}
+
+static void files_remove_app(tsr_engined_t *e, const char *app_id);
+
+tsr_err_t tsr_engined_app_copy(tsr_engined_t *e, const char *tenant_id, const char *user_id,
+                               const char *src_id, const char *dst_id, const char *title,
+                               bool publish, bool *has_data, tsr_error_t *err) {
+    json_t *src = NULL, *doc = NULL;
+    char *user = NULL;
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    bool created = false;
+    tsr_engined_version_t ver = {0};
+    if (has_data != NULL) {
+        *has_data = false;
+    }
+    tsr_err_t rc = tsr_engined_principal_format(tenant_id, user_id, &user, err);
+    if (rc != TSR_OK) {
+        return rc;
+    }
+    if (!id_is_valid(dst_id) || (src_id != NULL && strcmp(src_id, dst_id) == 0)) {
+        rc = tsr_error_set(err, TSR_EINVAL, "targetId must be a new app id");
+        goto out;
+    }
+    /* Another tenant's source is exactly a missing one (the store looks it up by tenant). */
+    if ((rc = e->store.get(e->store.ud, tenant_id, src_id, &src, err)) != TSR_OK) {
+        goto out;
+    }
+    doc = copy_doc(src, tenant_id, dst_id, src_id, title, user, publish);
+    if ((rc = e->store.create(e->store.ud, tenant_id, dst_id, doc, err)) != TSR_OK) {
+        goto out;
+    }
+    created = true;
+    if (e->store.get == files_get) {
+        rc = files_copy_model(e->store.ud, src_id, dst_id, &ver, err);
+    } else if ((rc = e->store.get_model(e->store.ud, tenant_id, src_id, &buf, &n, NULL, err)) ==
+               TSR_OK) {
+        rc = e->store.put_model(e->store.ud, tenant_id, dst_id, buf, n, NULL, &ver, err);
+    }
+    if (rc == TSR_ENOTFOUND) {
+        rc = TSR_OK; /* never reloaded: the copy has no data either */
+    } else if (rc == TSR_OK) {
+        const char *lrt = json_string_value(json_object_get(src, "lastReloadTime"));
+        json_object_set_new(doc, "hasData", json_true());
+        json_object_set_new(doc, "lastReloadTime",
+                            json_string(lrt != NULL && lrt[0] != '\0' ? lrt : ver.time));
+        rc = e->store.put(e->store.ud, tenant_id, dst_id, doc, err);
+        if (rc == TSR_OK && has_data != NULL) {
+            *has_data = true;
+        }
+    }
+out:
+    if (rc != TSR_OK && created) {
+        files_remove_app(e, dst_id);
+    }
+    free(buf);
+    free(user);
+    json_decref(doc);
+    json_decref(src);
+    return rc;
+}
+
+static tsr_err_t h_app_copy(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    tsr_engined_t *e = ud;
+    char *user = NULL;
+    json_t *body = NULL;
+    bool has_data = false;
+    size_t len = 0;
+    const char *src = tsr_req_param(req, "appId");
+    const char *tenant = tsr_req_header(req, "X-Tsr-Tenant-Id");
+    const char *uid = tsr_req_header(req, "X-Tsr-User-Id");
+    tsr_err_t rc = tsr_engined_authenticate(NULL, req, &user, err);
+    if (rc != TSR_OK) {
+        return rc;
+    }
+    tsr_req_set_identity(req, tenant, uid);
+    const char *text = tsr_req_body(req, &len);
+    if (len == 0 || len > COPY_BODY_MAX) {
+        rc = tsr_error_set(err, TSR_EINVAL,
+                           "a JSON body {targetId, name, publish} of at most %d "
+                           "bytes is required",
+                           COPY_BODY_MAX);
+        goto out;
+    }
+    body = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *target = json_object_get(body, "targetId");
+    json_t *name = json_object_get(body, "name");
+    json_t *publish = json_object_get(body, "publish");
+    if (!json_is_object(body) || !json_is_string(target) ||
+        (name != NULL && !json_is_null(name) &&
+         (!json_is_string(name) || json_string_length(name) > IMPORT_NAME_MAX)) ||
+        (publish != NULL && !json_is_boolean(publish))) {
+        rc = tsr_error_set(err, TSR_EINVAL,
+                           "the body must be {targetId: string, name?: string of at most %d "
+                           "bytes, publish?: boolean}",
+                           IMPORT_NAME_MAX);
+        goto out;
+    }
+    const char *dst = json_string_value(target);
+    if ((rc = tsr_engined_app_copy(e, tenant, uid, src, dst, json_string_value(name),
+                                   json_is_true(publish), &has_data, err)) != TSR_OK) {
+        goto out;
+    }
+    tsr_log_ctx_t ctx = {tsr_req_id(req), tenant, uid};
+    tsr_log_info(&ctx, "engined: app %s content copied to %s (%s, %s)", src, dst,
+                 json_is_true(publish) ? "publish" : "copy", has_data ? "with data" : "no data");
+    tsr_req_reply_json(req, 201,
+                       json_pack("{ss ss sb}", "id", dst, "sourceAppId", src, "hasData", has_data));
+out:
+    json_decref(body);
+    free(user);
+    return rc;
+}
+
+/* The engine's REST routes (api/openapi/engine.yaml); transfer: only with a transfer_root. */
+static const struct {
+    const char *method, *pattern;
+    tsr_httpd_handler_fn fn;
+    bool transfer, upload;
+} REST[] = {
+    {"GET", "/api/v1/apps/{appId}/data/metadata", h_metadata, false, false},
+    {"POST", "/api/v1/apps/import", h_import, true, true},
+    {"POST", "/api/v1/apps/{appId}/export", h_export, true, false},
+    {"GET", "/api/v1/temp-contents/{id}", h_temp_get, true, false},
+    {"POST", "/internal/v1/apps/{appId}/copy", h_app_copy, false, false},
+};
+
+bool tsr_engined_route_at(size_t i, const char **method, const char **pattern) {
+    if (i >= sizeof REST / sizeof REST[0]) {
+        return false;
+    }
+    *method = REST[i].method;
+    *pattern = REST[i].pattern;
+    return true;
+}
+
 tsr_err_t tsr_engined_routes(tsr_httpd_t *h, tsr_engined_t *e, tsr_error_t *err) {
-    return tsr_httpd_route(h, "GET", "/api/v1/apps/{appId}/data/metadata", h_metadata, e, err);
+    char up[4200] = "", tmp[4200];
+    tsr_err_t rc = TSR_OK;
+    if (e->transfer_root != NULL) {
+        snprintf(up, sizeof up, "%s/uploads", e->transfer_root);
+        snprintf(tmp, sizeof tmp, "%s/temp", e->transfer_root);
+        if ((rc = mkdir_p(up, err)) != TSR_OK || (rc = mkdir_p(tmp, err)) != TSR_OK) {
+            return rc;
+        }
+    }
+    for (size_t i = 0; rc == TSR_OK && i < sizeof REST / sizeof REST[0]; i++) {
+        if (REST[i].transfer && e->transfer_root == NULL) {
+            continue;
+        }
+        rc = REST[i].upload
+                 ? tsr_httpd_route_upload(h, REST[i].method, REST[i].pattern, REST[i].fn, e, up,
+                                          e->import_max, err)
+                 : tsr_httpd_route(h, REST[i].method, REST[i].pattern, REST[i].fn, e, err);
+    }
+    return rc;
 }

@@ -20,8 +20,9 @@ json_t *tsr_engined__obj1(const char *key, json_t *value) {
 /* ---- selection state ------------------------------------------------------------------------ */
 
 /* Re-apply old's selections (by value text, per field name) to sel over model m. */
-static void carry_selections(const tsr_engine_model_t *old_m, const tsr_engine_selection_t *old,
-                             const tsr_engine_model_t *m, tsr_engine_selection_t *sel) {
+void tsr_engined__carry_selections(const tsr_engine_model_t *old_m,
+                                   const tsr_engine_selection_t *old, const tsr_engine_model_t *m,
+                                   tsr_engine_selection_t *sel) {
     for (size_t f = 0; f < tsr_engine_model_field_count(old_m); f++) {
         size_t nf;
         if (tsr_engine_model_field_find(m, tsr_engine_model_field_name(old_m, f), &nf) != TSR_OK) {
@@ -59,9 +60,11 @@ void tsr_engined__doc_sync(tsr_engined__doc_t *d) {
             d->model->refs++;
             d->sel = tsr_engine_selection_create(d->model->m);
             if (old != NULL && old_sel != NULL) {
-                carry_selections(old->m, old_sel, d->model->m, d->sel);
+                tsr_engined__carry_selections(old->m, old_sel, d->model->m, d->sel);
             }
         }
+        tsr_engined__state_rebase(d, old != NULL ? old->m : NULL,
+                                  d->model != NULL ? d->model->m : NULL);
         /* State and selection point into their model: free them before it. */
         tsr_engine_state_destroy(d->state);
         d->state = NULL;
@@ -87,6 +90,12 @@ void tsr_engined__doc_change_all(tsr_qix_call_t *call, tsr_engined__doc_t *d) {
     pthread_mutex_lock(&d->mu);
     for (size_t i = 0; i < d->nobjs; i++) {
         tsr_qix_call_add_change(call, d->objs[i]->handle);
+    }
+    /* A variable defined by an expression ("=Sum(x)") follows the selection. */
+    for (size_t i = 0; i < d->naux; i++) {
+        if (d->aux[i]->kind == TSR_ENGINED__AUX_VARIABLE) {
+            tsr_qix_call_add_change(call, d->aux[i]->handle);
+        }
     }
     pthread_mutex_unlock(&d->mu);
 }
@@ -169,11 +178,14 @@ static void doc_release(void *obj) {
     }
     tsr_engine_state_destroy(d->state);
     tsr_engine_selection_destroy(d->sel);
+    tsr_engined__state_free(d);
     tsr_engined__model_unref(a, d->model);
     a->last_used_ms = tsr_mono_ms();
     pthread_mutex_unlock(&a->mu);
     tsr_engined__evict(a->e, NULL);
     free(d->objs);
+    free(d->aux);
+    json_decref(d->svars);
     free(d->tenant_id);
     pthread_mutex_destroy(&d->mu);
     free(d);
@@ -246,7 +258,6 @@ static tsr_err_t d_get_app_layout(tsr_qix_call_t *call, void *obj, tsr_error_t *
     json_object_set(l, "qLastReloadTime", json_object_get(a->doc, "lastReloadTime"));
     json_object_set_new(l, "qModified", json_false());
     json_object_set_new(l, "qHasScript", json_boolean(script != NULL && script[0] != '\0'));
-    json_object_set_new(l, "qStateNames", json_array());
     json_t *meta = json_object_get(json_object_get(a->doc, "properties"), "qMetaDef");
     json_object_set_new(l, "qMeta", json_is_object(meta) ? json_deep_copy(meta) : json_object());
     json_object_set_new(l, "qLocaleInfo", locale_info());
@@ -264,6 +275,7 @@ static tsr_err_t d_get_app_layout(tsr_qix_call_t *call, void *obj, tsr_error_t *
         }
     }
     pthread_mutex_unlock(&a->mu);
+    json_object_set_new(l, "qStateNames", tsr_engined__state_names(d));
     tsr_qix_call_result(call, tsr_engined__obj1("qLayout", l));
     return TSR_OK;
 }
@@ -538,16 +550,31 @@ static tsr_err_t d_get_field(tsr_qix_call_t *call, void *obj, tsr_error_t *err) 
     tsr_engined__doc_t *d = doc_of(call, obj);
     const char *name = NULL;
     size_t f;
+    const char *state = NULL;
     tsr_err_t rc = tsr_qix_param_string(call, 0, NULL, &name);
+    if (rc == TSR_OK) {
+        rc = tsr_qix_param_string(call, 1, NULL, &state);
+    }
     if (rc != TSR_OK || (rc = tsr_engined__doc_field(d, name, &f, err)) != TSR_OK) {
         return rc;
+    }
+    int sw = tsr_engined__state_swap(d, state);
+    if (sw < 0) {
+        return tsr_qix_call_error(call, TSR_QIX_ERR_INVALID_PARAMETERS, "qStateName",
+                                  "No such state");
+    }
+    if (sw > 0) {
+        tsr_engined__state_swap(d, state);
     }
     tsr_engined__field_t *fl = tsr_xcalloc(1, sizeof *fl);
     fl->doc = d;
     fl->field = f;
     fl->name = tsr_xstrdup(tsr_engine_model_field_name(d->model->m, f));
+    fl->state = sw > 0 ? tsr_xstrdup(state) : NULL;
     json_t *iface = NULL;
-    tsr_qix_call_open_handle(call, &tsr_engined__field_type, fl, NULL, NULL, &iface);
+    tsr_qix_call_open_handle(call,
+                             sw > 0 ? &tsr_engined__field_state_type : &tsr_engined__field_type, fl,
+                             NULL, NULL, &iface);
     tsr_qix_call_result(call, tsr_engined__obj1("qReturn", iface));
     return TSR_OK;
 }
@@ -608,21 +635,32 @@ static tsr_err_t d_clear_all(tsr_qix_call_t *call, void *obj, tsr_error_t *err) 
     (void)err;
     tsr_engined__doc_t *d = doc_of(call, obj);
     bool locked_also = false;
+    const char *state = NULL;
     tsr_err_t rc = tsr_qix_param_bool(call, 0, false, &locked_also);
+    if (rc == TSR_OK) {
+        rc = tsr_qix_param_string(call, 1, NULL, &state);
+    }
     if (rc != TSR_OK) {
         return rc;
     }
     tsr_engined__doc_sync(d);
-    if (d->sel == NULL) {
-        return TSR_OK;
+    int sw = tsr_engined__state_swap(d, state);
+    if (sw < 0) {
+        return tsr_qix_call_error(call, TSR_QIX_ERR_INVALID_PARAMETERS, "qStateName",
+                                  "No such state");
     }
-    if (locked_also) {
-        for (size_t f = 0; f < tsr_engine_model_field_count(d->model->m); f++) {
-            tsr_engine_selection_lock(d->sel, f, false, NULL);
+    if (d->sel != NULL) {
+        if (locked_also) {
+            for (size_t f = 0; f < tsr_engine_model_field_count(d->model->m); f++) {
+                tsr_engine_selection_lock(d->sel, f, false, NULL);
+            }
         }
+        tsr_engine_selection_clear_all(d->sel);
+        tsr_engined__doc_selection_changed(call, d);
     }
-    tsr_engine_selection_clear_all(d->sel);
-    tsr_engined__doc_selection_changed(call, d);
+    if (sw > 0) {
+        tsr_engined__state_swap(d, state);
+    }
     return TSR_OK;
 }
 
@@ -672,12 +710,27 @@ static tsr_err_t d_forward_count(tsr_qix_call_t *call, void *obj, tsr_error_t *e
 
 static tsr_err_t lock_all(tsr_qix_call_t *call, void *obj, bool locked) {
     tsr_engined__doc_t *d = doc_of(call, obj);
+    const char *state = NULL;
+    tsr_err_t rc = tsr_qix_param_string(call, 0, NULL, &state);
+    if (rc != TSR_OK) {
+        return rc;
+    }
     tsr_engined__doc_sync(d);
+    int sw = tsr_engined__state_swap(d, state);
+    if (sw < 0) {
+        return tsr_qix_call_error(call, TSR_QIX_ERR_INVALID_PARAMETERS, "qStateName",
+                                  "No such state");
+    }
     if (d->sel != NULL) {
         for (size_t f = 0; f < tsr_engine_model_field_count(d->model->m); f++) {
             tsr_engine_selection_lock(d->sel, f, locked, NULL);
         }
+        tsr_engine_state_destroy(d->state);
+        d->state = NULL;
         tsr_engined__doc_change_all(call, d);
+    }
+    if (sw > 0) {
+        tsr_engined__state_swap(d, state);
     }
     return TSR_OK;
 }
@@ -870,6 +923,12 @@ static tsr_err_t destroy_object(tsr_qix_call_t *call, void *obj, bool persistent
     }
     bool found = false;
     char *idc = tsr_xstrdup(id);
+    /* A parent takes its children with it (children.c). */
+    rc = tsr_engined__children_destroy(call, d, idc, persistent, err);
+    if (rc != TSR_OK) {
+        free(idc);
+        return rc;
+    }
     tsr_engined__obj_t *o = tsr_engined__doc_find_obj(d, idc);
     if (o != NULL && o->persistent == persistent) {
         tsr_qix_call_close_handle(call, o->handle);
@@ -880,6 +939,7 @@ static tsr_err_t destroy_object(tsr_qix_call_t *call, void *obj, bool persistent
         json_t *objs = json_object_get(d->app->doc, "objects");
         if (json_object_get(objs, idc) != NULL) {
             json_object_del(objs, idc);
+            json_object_del(json_object_get(d->app->doc, "parents"), idc); /* a child's link */
             found = true;
             rc = tsr_engined__app_save(d->app, err);
         }
@@ -978,11 +1038,13 @@ static tsr_err_t d_get_objects(tsr_qix_call_t *call, void *obj, tsr_error_t *err
 #define NI tsr_qix_not_implemented
 static const tsr_qix_method_t doc_methods[] = {
     {"AbortModal", d_abort_modal, {"qAccept", NULL}},
-    {"AddAlternateState", NI, {"qStateName", NULL}},
+    {"AddAlternateState", tsr_engined__d_add_alternate_state, {"qStateName", NULL}},
     {"AddFieldFromExpression", NI, {"qName", "qExpr", NULL}},
-    {"AddSessionAlternateState", NI, {"qStateName", "qSourceStateName", NULL}},
+    {"AddSessionAlternateState",
+     tsr_engined__d_add_session_alternate_state,
+     {"qStateName", "qSourceStateName", NULL}},
     {"ApplyAndVerifyBookmark", NI, {"qId", NULL}},
-    {"ApplyBookmark", NI, {"qId", NULL}},
+    {"ApplyBookmark", tsr_engined__d_apply_bookmark, {"qId", NULL}},
     {"ApplyGroupStates", NI, {"qGroupStates", NULL}},
     {"ApplyTemporaryBookmark", NI, {"qId", NULL}},
     {"Back", d_back, {NULL}},
@@ -1002,30 +1064,32 @@ static const tsr_qix_method_t doc_methods[] = {
     {"CloneObject", NI, {"qId", NULL}},
     {"CommitDraft", NI, {"qId", NULL}},
     {"CommitScript", NI, {"qCommitMessage", NULL}},
-    {"CreateBookmark", NI, {"qProp", NULL}},
+    {"CreateBookmark", tsr_engined__d_create_bookmark, {"qProp", NULL}},
     {"CreateBookmarkEx", NI, {"qProp", "qObjectIdsToPatch", NULL}},
     {"CreateConnection", NI, {"qConnection", NULL}},
     {"CreateDimension", NI, {"qProp", NULL}},
     {"CreateDraft", NI, {"qId", NULL}},
-    {"CreateMeasure", NI, {"qProp", NULL}},
+    {"CreateMeasure", tsr_engined__d_create_measure, {"qProp", NULL}},
     {"CreateObject", d_create_object, {"qProp", NULL}},
     {"CreateSessionObject", d_create_session_object, {"qProp", NULL}},
-    {"CreateSessionVariable", NI, {"qProp", NULL}},
+    {"CreateSessionVariable", tsr_engined__d_create_session_variable, {"qProp", NULL}},
     {"CreateTemporaryBookmark", NI, {"qOptions", "qObjectIdsToPatch", NULL}},
-    {"CreateVariable", NI, {"qName", NULL}},
-    {"CreateVariableEx", NI, {"qProp", NULL}},
+    {"CreateVariable", tsr_engined__d_create_variable, {"qName", NULL}},
+    {"CreateVariableEx", tsr_engined__d_create_variable_ex, {"qProp", NULL}},
     {"DeleteConnection", NI, {"qConnectionId", NULL}},
-    {"DestroyBookmark", NI, {"qId", NULL}},
+    {"DestroyBookmark", tsr_engined__d_destroy_bookmark, {"qId", NULL}},
     {"DestroyDimension", NI, {"qId", NULL}},
     {"DestroyDraft", NI, {"qId", "qSourceId", NULL}},
-    {"DestroyMeasure", NI, {"qId", NULL}},
+    {"DestroyMeasure", tsr_engined__d_destroy_measure, {"qId", NULL}},
     {"DestroyObject", d_destroy_object, {"qId", NULL}},
     {"DestroySessionObject", d_destroy_session_object, {"qId", NULL}},
-    {"DestroySessionVariable", NI, {"qId", NULL}},
-    {"DestroySessionVariableById", NI, {"qId", NULL}},
-    {"DestroySessionVariableByName", NI, {"qName", NULL}},
-    {"DestroyVariableById", NI, {"qId", NULL}},
-    {"DestroyVariableByName", NI, {"qName", NULL}},
+    {"DestroySessionVariable", tsr_engined__d_destroy_session_variable_by_id, {"qId", NULL}},
+    {"DestroySessionVariableById", tsr_engined__d_destroy_session_variable_by_id, {"qId", NULL}},
+    {"DestroySessionVariableByName",
+     tsr_engined__d_destroy_session_variable_by_name,
+     {"qName", NULL}},
+    {"DestroyVariableById", tsr_engined__d_destroy_variable_by_id, {"qId", NULL}},
+    {"DestroyVariableByName", tsr_engined__d_destroy_variable_by_name, {"qName", NULL}},
     {"DoReload", d_do_reload, {"qMode", "qPartial", "qDebug", NULL}},
     {"DoReloadEx", d_do_reload_ex, {"qParams", NULL}},
     {"DoSave", d_do_save, {"qFileName", NULL}},
@@ -1041,8 +1105,8 @@ static const tsr_qix_method_t doc_methods[] = {
     {"GetAppLayout", d_get_app_layout, {NULL}},
     {"GetAppProperties", d_get_app_properties, {NULL}},
     {"GetAssociationScores", NI, {"qTable1", "qTable2", NULL}},
-    {"GetBookmark", NI, {"qId", NULL}},
-    {"GetBookmarks", NI, {"qOptions", NULL}},
+    {"GetBookmark", tsr_engined__d_get_bookmark, {"qId", NULL}},
+    {"GetBookmarks", tsr_engined__d_get_bookmarks, {"qOptions", NULL}},
     {"GetConnection", NI, {"qConnectionId", NULL}},
     {"GetConnections", NI, {NULL}},
     {"GetContentLibraries", NI, {NULL}},
@@ -1080,8 +1144,8 @@ static const tsr_qix_method_t doc_methods[] = {
     {"GetLocaleInfo", d_get_locale_info, {NULL}},
     {"GetLooselyCoupledVector", NI, {NULL}},
     {"GetMatchingFields", NI, {"qTags", "qMatchingFieldMode", NULL}},
-    {"GetMeasure", NI, {"qId", NULL}},
-    {"GetMeasureWithLabel", NI, {"qLabel", NULL}},
+    {"GetMeasure", tsr_engined__d_get_measure, {"qId", NULL}},
+    {"GetMeasureWithLabel", tsr_engined__d_get_measure_with_label, {"qLabel", NULL}},
     {"GetMediaList", NI, {NULL}},
     {"GetObject", d_get_object, {"qId", NULL}},
     {"GetObjects", d_get_objects, {"qOptions", NULL}},
@@ -1098,10 +1162,10 @@ static const tsr_qix_method_t doc_methods[] = {
      {"qWindowSize", "qNullSize", "qCellHeight", "qSyntheticMode", "qIncludeSysVars",
       "qIncludeProfiling", NULL}},
     {"GetTextMacros", NI, {NULL}},
-    {"GetVariable", NI, {"qName", NULL}},
-    {"GetVariableById", NI, {"qId", NULL}},
-    {"GetVariableByName", NI, {"qName", NULL}},
-    {"GetVariables", NI, {"qListDef", NULL}},
+    {"GetVariable", tsr_engined__d_get_variable_by_name, {"qName", NULL}},
+    {"GetVariableById", tsr_engined__d_get_variable_by_id, {"qId", NULL}},
+    {"GetVariableByName", tsr_engined__d_get_variable_by_name, {"qName", NULL}},
+    {"GetVariables", tsr_engined__d_get_variables, {"qListDef", NULL}},
     {"GetViewDlgSaveInfo", NI, {NULL}},
     {"GuessFileType", NI, {"qConnectionId", "qRelativePath", NULL}},
     {"LockAll", d_lock_all, {"qStateName", NULL}},
@@ -1110,8 +1174,10 @@ static const tsr_qix_method_t doc_methods[] = {
     {"ModifyConnection", NI, {"qConnectionId", "qConnection", "qOverrideCredentials", NULL}},
     {"Publish", NI, {"qStreamId", "qName", NULL}},
     {"Redo", NI, {NULL}},
-    {"RemoveAlternateState", NI, {"qStateName", NULL}},
-    {"RemoveSessionAlternateState", NI, {"qStateName", NULL}},
+    {"RemoveAlternateState", tsr_engined__d_remove_alternate_state, {"qStateName", NULL}},
+    {"RemoveSessionAlternateState",
+     tsr_engined__d_remove_session_alternate_state,
+     {"qStateName", NULL}},
     {"RemoveVariable", NI, {"qName", NULL}},
     {"ReplaceBookmark", NI, {"qId", "qIgnorePatches", "qObjectIdsToPatch", NULL}},
     {"RestoreTempSelectionState", NI, {"qId", NULL}},

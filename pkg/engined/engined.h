@@ -80,6 +80,7 @@ typedef struct {
     const char *tenant_id;
     const char *user_id;
     const char *roles; /* "TenantAdmin,User" */
+    const char *token; /* a platform JWT naming this principal for spaces, or NULL */
 } tsr_engined_principal_t;
 
 /* Actions on an app (bit set), as spaces names them. */
@@ -87,7 +88,8 @@ enum {
     TSR_ENGINED_READ = 1u << 0,
     TSR_ENGINED_EDIT = 1u << 1,
     TSR_ENGINED_RELOAD = 1u << 2,
-    TSR_ENGINED_ALL = 0x7u
+    TSR_ENGINED_EXPORT = 1u << 3,
+    TSR_ENGINED_ALL = 0xFu
 };
 
 /* Access decisions for apps (spaces keeps app records and roles). Thread safe. */
@@ -103,9 +105,21 @@ typedef struct {
 } tsr_engined_access_t;
 
 /* Decisions from spaces: GET <base_url>/internal/v1/access?resource=app:<id> with the
- * principal headers (libcurl, 5 s timeout). base_url is copied. */
+ * principal headers (libcurl, TSR_ENGINE_ACCESS_TIMEOUT_MS), cached (below). base_url is
+ * copied. TSR_EINVAL for a bad URL or knob. */
 tsr_err_t tsr_engined_access_spaces_open(const char *base_url, tsr_engined_access_t *out,
                                          tsr_error_t *err);
+
+/* Wrap inner (taken: closed with the result) with a cache of its grants: a TSR_OK answer with
+ * some action is kept for ttl_ms per (tenant, user, roles, app); concurrent identical
+ * questions wait for the one call in flight and share its answer (whatever it is). Refusals
+ * (TSR_ENOTFOUND, no actions) and failures (TSR_EUNAVAILABLE...) are never kept. ttl_ms 0:
+ * nothing kept, concurrent calls still shared. max_entries 0: 10000 (beyond: expired answers
+ * are dropped, then nothing new is kept). Thread safe. tsr_engined_access_spaces_open returns
+ * spaces' decisions wrapped in it, with TSR_ENGINE_ACCESS_CACHE_MS and each call to spaces
+ * bounded by TSR_ENGINE_ACCESS_TIMEOUT_MS. */
+tsr_err_t tsr_engined_access_cached(tsr_engined_access_t inner, uint64_t ttl_ms, size_t max_entries,
+                                    tsr_engined_access_t *out, tsr_error_t *err);
 
 typedef struct {
     tsr_engined_appstore_t store; /* taken: closed by tsr_engined_destroy */
@@ -133,6 +147,11 @@ typedef struct {
     /* Spaces base URL for data files (GET /internal/v1/data-files/content) in
      * tsr_engined_reload_app; NULL: the engine's data folder only. Copied. */
     const char *spaces_url;
+    /* App import and export (tsr_engined_routes): a folder for uploads in progress and
+     * temporary downloads, shared by the replicas; NULL: no import/export routes. Copied. */
+    const char *transfer_root;
+    uint64_t import_max_bytes; /* largest app file POST /api/v1/apps/import accepts (413) */
+    uint64_t export_ttl_ms;    /* how long an export's temporary download stays (ms) */
 } tsr_engined_opts_t;
 
 /* Create the service state. *out is returned-owned: tsr_engined_destroy after every session
@@ -148,10 +167,11 @@ tsr_qix_backend_t tsr_engined_backend(tsr_engined_t *e);
 tsr_err_t tsr_engined_principal_format(const char *tenant_id, const char *user_id, char **out,
                                        tsr_error_t *err);
 
-/* tsr_qix_auth_fn: the principal from the X-Tsr-Tenant-Id and X-Tsr-User-Id headers that
- * the ingress sets after authenticating the caller (and overwrites when a client sends
- * them). Missing headers: TSR_EUNAUTHENTICATED (401 before the upgrade). ud: the
- * tsr_engined_t (it remembers the caller's X-Tsr-Roles for access decisions) or NULL. */
+/* tsr_qix_auth_fn: the principal from the X-Tsr-Tenant-Id and X-Tsr-User-Id headers, which
+ * pkg/auth's httpd hook rewrote from the verified platform token before the upgrade route ran
+ * (only a development run with TSR_AUTH_TRUST_HEADERS takes them as the ingress sent them). Missing
+ * headers: TSR_EUNAUTHENTICATED (401 before the upgrade). ud: the tsr_engined_t (it remembers the
+ * caller's X-Tsr-Roles for access decisions) or NULL. */
 tsr_err_t tsr_engined_authenticate(void *ud, tsr_req_t *req, char **user_id, tsr_error_t *err);
 
 /* Apps whose model is in memory and the estimated bytes they hold (metrics, tests). Thread
@@ -160,12 +180,33 @@ void tsr_engined_memory(tsr_engined_t *e, size_t *apps_loaded, size_t *bytes);
 
 /* Register the engine's REST routes: GET /api/v1/apps/{appId}/data/metadata (Qlik's data
  * model metadata: tables, fields, rows, estimated bytes), with the same principal headers and
- * access decisions as the WebSocket (404 for a missing or foreign app, 403 without read). */
+ * access decisions as the WebSocket (404 for a missing or foreign app, 403 without read).
+ * With a transfer_root also Qlik's app import and export: POST /api/v1/apps/import (the app
+ * file as the body, streamed to a file, validated whole before anything is created; the
+ * record is created in spaces), POST /api/v1/apps/{appId}/export (export needed; 201 +
+ * Location) and GET /api/v1/temp-contents/{id} (the caller's own download, streamed). Always
+ * POST /internal/v1/apps/{appId}/copy (spaces' copy and publish: tsr_engined_app_copy). */
 tsr_err_t tsr_engined_routes(tsr_httpd_t *h, tsr_engined_t *e, tsr_error_t *err);
+/* The i-th REST route tsr_engined_routes may register (false past the end): the contract
+ * test compares them with api/openapi/engine.yaml. */
+bool tsr_engined_route_at(size_t i, const char **method, const char **pattern);
 
 /* Create an app for a tenant (title may be NULL). TSR_ECONFLICT when the id is taken. */
 tsr_err_t tsr_engined_app_create(tsr_engined_t *e, const char *tenant_id, const char *app_id,
                                  const char *title, tsr_error_t *err);
+
+/* Give the content of src_id (document: script, properties, objects, variables, state names;
+ * the current model version) to the new app dst_id, both in tenant_id (spaces' copy and
+ * publish; spaces decided the access). Bookmarks: public ones (published or approved), and on a
+ * copy (publish false) also user_id's own; other users' private bookmarks stay behind. title
+ * (may be NULL: the source's) names the copy. The model file is hard-linked (model files are
+ * immutable), else copied, and becomes dst's first version. *has_data (may be NULL): a model
+ * was copied (a source never reloaded has none, and neither has its copy). TSR_ENOTFOUND: no
+ * src_id in tenant_id (another tenant's is the same); TSR_ECONFLICT: dst_id exists; TSR_EINVAL:
+ * a bad dst_id. On any error nothing of dst_id is left. Thread safe. */
+tsr_err_t tsr_engined_app_copy(tsr_engined_t *e, const char *tenant_id, const char *user_id,
+                               const char *src_id, const char *dst_id, const char *title,
+                               bool publish, bool *has_data, tsr_error_t *err);
 
 /* A reload run (the engine's reloader role, over pkg/reload's worker). */
 typedef struct {
@@ -193,5 +234,16 @@ tsr_err_t tsr_engined_reload_app(tsr_engined_t *e, const char *tenant_id, const 
  * TSR_ENGINE_SPACES_URL (empty: http://127.0.0.1:(TSR_PORT+2); off: none),
  * TSR_ENGINE_CREATE_ON_OPEN, TSR_ENGINE_CACHE_BYTES, TSR_ENGINE_MEMORY_BYTES. */
 tsr_err_t tsr_engined_create_from_config(tsr_engined_t **out, tsr_error_t *err);
+
+/* A platform JWT naming (tenant, user, roles, groups) (comma lists; may be NULL) for the
+ * engine's own calls to spaces; *jwt returned-owned (free). pkg/auth's tsr_auth_tokens_cb. */
+typedef tsr_err_t (*tsr_engined_token_fn)(void *ud, const char *tenant, const char *user,
+                                          const char *roles, const char *groups, char **jwt,
+                                          tsr_error_t *err);
+
+/* Where the engine gets tokens for its calls to spaces (access decisions during a QIX session,
+ * the reloader's data files): set once before serving; fn NULL (the default): no token is
+ * sent, only the principal headers (spaces then trusts headers: development only). */
+void tsr_engined_set_token_source(tsr_engined_t *e, tsr_engined_token_fn fn, void *ud);
 
 #endif

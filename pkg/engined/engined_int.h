@@ -30,10 +30,16 @@ struct tsr_engined {
     bool create_on_open;
     tsr_engine_cache_t *cache; /* shared result cache; NULL: none */
     pthread_mutex_t mu;
-    tsr_engined__app_t *apps; /* known apps; models of idle ones leave memory by LRU */
-    size_t mem_budget;        /* bytes of models kept loaded; 0: no limit */
-    json_t *roles;            /* "<tenant>/<user>" → the X-Tsr-Roles last seen (under mu) */
-    char *spaces_url;         /* data files from spaces (reloader role); NULL: none */
+    tsr_engined__app_t *apps;      /* known apps; models of idle ones leave memory by LRU */
+    size_t mem_budget;             /* bytes of models kept loaded; 0: no limit */
+    json_t *roles;                 /* "<tenant>/<user>" → the X-Tsr-Roles last seen (under mu) */
+    json_t *groups;                /* "<tenant>/<user>" → the X-Tsr-Groups last seen (under mu) */
+    tsr_engined_token_fn token_fn; /* service tokens for calls to spaces; NULL: none */
+    void *token_ud;
+    char *spaces_url;       /* data files from spaces (reloader role); NULL: none */
+    char *transfer_root;    /* import uploads and export downloads; NULL: no routes */
+    uint64_t import_max;    /* bytes of one imported app file */
+    uint64_t export_ttl_ms; /* lifetime of an export's temporary download */
     /* The version watcher (serving replicas): swaps in model versions another process wrote. */
     int watch_ms;
     pthread_t watcher;
@@ -77,7 +83,26 @@ struct tsr_engined__doc {
     tsr_engined__obj_t *modal; /* object in selection mode, or NULL */
     size_t modal_back;         /* back_count when selection mode began */
     unsigned next_obj;
+    json_t *svars; /* session variables {qId: props} (variable.c); NULL: none. Session thread */
+    /* Alternate states (state.c): each its own selection, swapped into sel/state/back_count/
+     * forward_count while a call works on it. Session thread only. */
+    struct tsr_engined__alt *alts;
+    size_t nalts;
+    json_t *session_states; /* AddSessionAlternateState names (array); NULL: none */
+    /* Open GenericVariable and GenericBookmark handles (variable.c, bookmark.c), under mu. */
+    struct tsr_engined__aux **aux;
+    size_t naux, capaux;
 };
+
+/* A GenericVariable or GenericBookmark handle: the object is looked up by id at every call
+ * (it may have been changed or destroyed by another session meanwhile). */
+enum { TSR_ENGINED__AUX_VARIABLE = 1, TSR_ENGINED__AUX_BOOKMARK = 2, TSR_ENGINED__AUX_MEASURE = 3 };
+typedef struct tsr_engined__aux {
+    tsr_engined__doc_t *doc;
+    int handle;
+    int kind;
+    char *id;
+} tsr_engined__aux_t;
 
 struct tsr_engined__obj {
     tsr_engined__doc_t *doc;
@@ -88,17 +113,22 @@ struct tsr_engined__obj {
     bool in_selections, made_selections;
     bool lists_objects; /* has a qAppObjectListDef: changes when app objects do (under mu) */
     char *search;       /* pending list object search (SearchListObjectFor), or NULL */
+    char *parent;       /* a session object's parent (children.c), or NULL */
 };
 
 typedef struct {
     tsr_engined__doc_t *doc;
     size_t field;
     char *name;
+    char *state; /* alternate state name, or NULL for $ */
 } tsr_engined__field_t;
 
 extern const tsr_qix_type_t tsr_engined__doc_type;
 extern const tsr_qix_type_t tsr_engined__object_type;
 extern const tsr_qix_type_t tsr_engined__field_type;
+extern const tsr_qix_type_t tsr_engined__variable_type;
+extern const tsr_qix_type_t tsr_engined__bookmark_type;
+extern const tsr_qix_type_t tsr_engined__measure_type;
 
 /* ---- apps (apps.c) ---- */
 /* Save the app document (caller holds app->mu). */
@@ -149,6 +179,116 @@ tsr_engined__obj_t *tsr_engined__doc_find_obj(tsr_engined__doc_t *d, const char 
  * be evaluated. */
 tsr_err_t tsr_engined__evaluate(tsr_engined__doc_t *d, tsr_engine_state_t *st, const char *expr,
                                 double *num, bool *is_num, char *text, size_t n, tsr_error_t *err);
+
+/* The value at JSON pointer path in root (borrowed), or NULL; "" and "/" are the root. */
+json_t *tsr_engined__ptr_get(json_t *root, const char *path);
+
+/* ---- aux handles (variable.c) ---- */
+/* Register a GenericVariable/GenericBookmark handle for id on d; returns the ObjectInterface
+ * (returned-owned). An open handle of the same kind and id is reused. */
+json_t *tsr_engined__aux_open(tsr_qix_call_t *call, tsr_engined__doc_t *d, int kind, const char *id,
+                              const char *generic_type);
+/* The release of both handle types: unregisters the handle from its doc. */
+void tsr_engined__aux_release(void *obj);
+/* Close d's handles of kind and id (reported in the call's "close"). */
+void tsr_engined__aux_close(tsr_qix_call_t *call, tsr_engined__doc_t *d, int kind, const char *id);
+
+/* ---- variables (variable.c) ---- */
+/* Dollar expansion: text with every $(name) replaced by the variable's value (session, app or
+ * script variable; unknown: empty) and every $(=expr) by expr's evaluated text, nested up to
+ * a few levels. NULL when text holds no "$(" (use text as it is); else returned-owned. */
+char *tsr_engined__expand(tsr_engined__doc_t *d, const char *text);
+/* {qItems:[...]} of a qVariableListDef (returned-owned). */
+json_t *tsr_engined__variable_list(tsr_engined__doc_t *d, json_t *def);
+tsr_err_t tsr_engined__d_create_session_variable(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__d_create_variable_ex(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__d_create_variable(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__d_get_variable_by_name(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__d_get_variable_by_id(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__d_destroy_session_variable_by_id(tsr_qix_call_t *call, void *obj,
+                                                        tsr_error_t *err);
+tsr_err_t tsr_engined__d_destroy_session_variable_by_name(tsr_qix_call_t *call, void *obj,
+                                                          tsr_error_t *err);
+tsr_err_t tsr_engined__d_destroy_variable_by_id(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__d_destroy_variable_by_name(tsr_qix_call_t *call, void *obj,
+                                                  tsr_error_t *err);
+tsr_err_t tsr_engined__d_get_variables(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+
+/* ---- alternate states (state.c) ---- */
+typedef struct tsr_engined__alt {
+    char *name;
+    tsr_engine_selection_t *sel; /* over the doc's model; NULL without data */
+    tsr_engine_state_t *state;   /* computed from sel; NULL: stale */
+    size_t back_count, forward_count;
+} tsr_engined__alt_t;
+/* Make state name the doc's current selection (swap it into d->sel, d->state and the history
+ * counts); calling again with the same name swaps back. 0: the default state ($, "" or NULL:
+ * nothing swapped), 1: swapped, -1: no such state (not an app state nor a session state).
+ * Call after tsr_engined__doc_sync, never across one. */
+int tsr_engined__state_swap(tsr_engined__doc_t *d, const char *name);
+/* The names of the app's and the session's alternate states (returned-owned array). */
+json_t *tsr_engined__state_names(tsr_engined__doc_t *d);
+/* Move every alternate state to model m (selections carried by value; caller holds app mu). */
+void tsr_engined__state_rebase(tsr_engined__doc_t *d, const tsr_engine_model_t *old_m,
+                               const tsr_engine_model_t *m);
+void tsr_engined__state_free(tsr_engined__doc_t *d);
+/* Re-apply old's selections (by value text, per field name) to sel over model m (doc.c). */
+void tsr_engined__carry_selections(const tsr_engine_model_t *old_m,
+                                   const tsr_engine_selection_t *old, const tsr_engine_model_t *m,
+                                   tsr_engine_selection_t *sel);
+tsr_err_t tsr_engined__d_add_alternate_state(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__d_remove_alternate_state(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__d_add_session_alternate_state(tsr_qix_call_t *call, void *obj,
+                                                     tsr_error_t *err);
+tsr_err_t tsr_engined__d_remove_session_alternate_state(tsr_qix_call_t *call, void *obj,
+                                                        tsr_error_t *err);
+/* Field handles of an alternate state (GetField with qStateName): every Field method runs with
+ * the state swapped in. */
+extern const tsr_qix_type_t tsr_engined__field_state_type;
+/* GenericObject methods taking a qPath run in the state named by that definition's
+ * qStateName (state.c wraps them; object.c's table points at it). */
+tsr_err_t tsr_engined__o_in_state(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+/* The real handler of a GenericObject method (object.c), for the wrapper. */
+tsr_qix_method_fn tsr_engined__object_method(const char *name);
+
+/* ---- bookmarks (bookmark.c) ---- */
+/* {qItems:[...]} of a qBookmarkListDef (returned-owned): the bookmarks d's user may see. */
+json_t *tsr_engined__bookmark_list(tsr_engined__doc_t *d, json_t *def);
+tsr_err_t tsr_engined__d_create_bookmark(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__d_apply_bookmark(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__d_get_bookmark(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__d_get_bookmarks(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__d_destroy_bookmark(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+
+/* ---- master measures (measure.c) ---- */
+/* {qItems:[...]} of a qMeasureListDef (returned-owned). */
+json_t *tsr_engined__measure_list(tsr_engined__doc_t *d, json_t *def);
+/* The qDef of hypercube measure m (returned-owned): its own, or with a qLibraryId the master
+ * measure's expression and label (qDef "" when that measure does not exist). Takes app->mu. */
+json_t *tsr_engined__measure_qdef(tsr_engined__doc_t *d, json_t *m);
+tsr_err_t tsr_engined__d_create_measure(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__d_get_measure(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__d_get_measure_with_label(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__d_destroy_measure(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+
+/* Replace o's properties (p taken; its id kept): saved, change reported (SetProperties). */
+tsr_err_t tsr_engined__obj_set_props(tsr_qix_call_t *call, tsr_engined__obj_t *o, json_t *p,
+                                     tsr_error_t *err);
+
+/* ---- children (children.c) ---- */
+/* qChildList of o's layout for its qChildListDef def (returned-owned). */
+json_t *tsr_engined__child_list(tsr_engined__obj_t *o, json_t *def);
+/* Destroy the children of object id (and theirs), before the object itself goes. */
+tsr_err_t tsr_engined__children_destroy(tsr_qix_call_t *call, tsr_engined__doc_t *d, const char *id,
+                                        bool persistent, tsr_error_t *err);
+tsr_err_t tsr_engined__o_create_child(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__o_destroy_child(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__o_destroy_all_children(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__o_get_child(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__o_get_child_infos(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__o_get_parent(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__o_get_full_property_tree(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__o_set_full_property_tree(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
 
 /* ---- json helpers (object.c) ---- */
 json_t *tsr_engined__obj1(const char *key, json_t *value);

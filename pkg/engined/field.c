@@ -13,6 +13,7 @@
 static void field_release(void *obj) {
     tsr_engined__field_t *f = obj;
     free(f->name);
+    free(f->state);
     free(f);
 }
 
@@ -230,5 +231,64 @@ const tsr_qix_type_t tsr_engined__field_type = {
     .qtype = "Field",
     .methods = field_methods,
     .nmethods = sizeof field_methods / sizeof field_methods[0],
+    .release = field_release,
+};
+
+/* A Field method of an alternate state's field: the state's selection swapped in around the
+ * real handler (synced first, so the handler's own sync changes nothing). */
+static tsr_err_t f_in_state(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
+    tsr_engined__field_t *fl = obj;
+    const char *m = tsr_qix_call_method(call);
+    for (size_t i = 0; i < sizeof field_methods / sizeof field_methods[0]; i++) {
+        if (strcmp(field_methods[i].name, m) != 0) {
+            continue;
+        }
+        tsr_engined__doc_sync(fl->doc);
+        int sw = tsr_engined__state_swap(fl->doc, fl->state);
+        if (sw < 0) {
+            /* The state was removed since GetField. */
+            return tsr_qix_call_error(call, TSR_QIX_ERR_INVALID_PARAMETERS, "qStateName",
+                                      "No such state");
+        }
+        tsr_err_t rc = field_methods[i].fn(call, obj, err);
+        if (sw > 0) {
+            tsr_engined__state_swap(fl->doc, fl->state);
+        }
+        return rc;
+    }
+    return tsr_qix_not_implemented(call, obj, err);
+}
+
+#define S(name, ...)                                                                               \
+    {                                                                                              \
+        name, f_in_state, {                                                                        \
+            __VA_ARGS__                                                                            \
+        }                                                                                          \
+    }
+static const tsr_qix_method_t field_state_methods[] = {
+    S("Clear", NULL),
+    S("ClearAllButThis", "qSoftLock", NULL),
+    S("GetAndMode", NULL),
+    S("GetCardinal", NULL),
+    S("GetNxProperties", NULL),
+    S("Lock", NULL),
+    S("LowLevelSelect", "qValues", "qToggleMode", "qSoftLock", NULL),
+    S("Select", "qMatch", "qSoftLock", "qExcludedValuesMode", NULL),
+    S("SelectAll", "qSoftLock", NULL),
+    S("SelectAlternative", "qSoftLock", NULL),
+    S("SelectExcluded", "qSoftLock", NULL),
+    S("SelectPossible", "qSoftLock", NULL),
+    S("SelectValues", "qFieldValues", "qToggleMode", "qSoftLock", NULL),
+    S("SetAndMode", "qAndMode", NULL),
+    S("SetNxProperties", "qProperties", NULL),
+    S("ToggleSelect", "qMatch", "qSoftLock", "qExcludedValuesMode", NULL),
+    S("Unlock", NULL),
+};
+#undef S
+
+const tsr_qix_type_t tsr_engined__field_state_type = {
+    .qtype = "Field",
+    .methods = field_state_methods,
+    .nmethods = sizeof field_state_methods / sizeof field_state_methods[0],
     .release = field_release,
 };

@@ -87,7 +87,7 @@ static json_t *ptr_child(json_t *v, const char *tok) {
 }
 
 /* The value at pointer path in root (borrowed), or NULL. "" and "/" are the root. */
-static json_t *ptr_get(json_t *root, const char *path) {
+json_t *tsr_engined__ptr_get(json_t *root, const char *path) {
     char tok[256];
     json_t *v = root;
     if (path == NULL || path[0] == '\0' || strcmp(path, "/") == 0) {
@@ -159,6 +159,7 @@ static void obj_release(void *obj) {
     }
     json_decref(o->props);
     free(o->search);
+    free(o->parent);
     free(o->id);
     free(o);
 }
@@ -274,7 +275,8 @@ static json_t *dim_info(tsr_engined__doc_t *d, tsr_engine_state_t *st, size_t f,
     json_object_set_new(di, "qFallbackTitle", json_string(title));
     json_object_set_new(di, "qApprMaxGlyphCount", json_integer((json_int_t)glyphs));
     json_object_set_new(di, "qCardinal", json_integer((json_int_t)card));
-    json_object_set_new(di, "qLocked", json_false());
+    json_object_set_new(di, "qLocked",
+                        json_boolean(d->sel != NULL && tsr_engine_selection_is_locked(d->sel, f)));
     json_object_set_new(di, "qSortIndicator",
                         json_string(!sort.sorted      ? "N"
                                     : sort.descending ? "D"
@@ -346,12 +348,25 @@ typedef struct {
     size_t fields[MAX_DIMS];
     size_t *rows; /* kept row indexes into c */
     size_t nrows;
+    double *scalar; /* no dimensions: the one row of measure values (NaN: null), else NULL */
     char err[TSR_ERROR_MSG_MAX]; /* non-empty: the cube failed */
 } cube_t;
 
 static void cube_cleanup(cube_t *k) {
     tsr_engine_hypercube_destroy(k->c);
     free(k->rows);
+    free(k->scalar);
+}
+
+/* The value at kept row r, column col (a measure column when the cube has no dimensions). */
+static void cube_value(const cube_t *k, size_t r, size_t col, tsr_engine_dual_t *v) {
+    if (k->scalar != NULL) {
+        memset(v, 0, sizeof *v);
+        v->num = k->scalar[col];
+        v->is_num = !isnan(v->num);
+        return;
+    }
+    tsr_engine_hypercube_cell(k->c, k->rows[r], col, v);
 }
 
 static const char *strip_eq(const char *s) {
@@ -374,11 +389,15 @@ static void cube_compute(tsr_engined__doc_t *d, tsr_engine_state_t *st, json_t *
     }
     const char *dnames[MAX_DIMS];
     const char **mexprs = tsr_xcalloc(k->nm + 1, sizeof *mexprs);
+    char **expanded = tsr_xcalloc(k->nd + k->nm + 1, sizeof *expanded); /* $() results */
     tsr_engine_sort_t *sort = tsr_xcalloc(k->nd + k->nm + 1, sizeof *sort);
     size_t nsort = 0;
     for (size_t i = 0; i < k->nd; i++) {
         json_t *qdef = json_object_get(json_array_get(dims, i), "qDef");
         const char *fd = json_string_value(json_array_get(json_object_get(qdef, "qFieldDefs"), 0));
+        if (fd != NULL && (expanded[i] = tsr_engined__expand(d, fd)) != NULL) {
+            fd = expanded[i];
+        }
         if (fd == NULL || fd[0] == '=' ||
             tsr_engined__doc_field(d, fd, &k->fields[i], NULL) != TSR_OK) {
             snprintf(k->err, sizeof k->err, "dimension %zu: field not found or calculated", i);
@@ -387,8 +406,14 @@ static void cube_compute(tsr_engined__doc_t *d, tsr_engine_state_t *st, json_t *
         dnames[i] = tsr_engine_model_field_name(d->model->m, k->fields[i]);
     }
     for (size_t j = 0; j < k->nm; j++) {
-        json_t *qdef = json_object_get(json_array_get(meas, j), "qDef");
+        /* A master measure (qLibraryId) gives its expression; kept in expanded[]. */
+        json_t *qdef = tsr_engined__measure_qdef(d, json_array_get(meas, j));
         const char *e = json_string_value(json_object_get(qdef, "qDef"));
+        if (e != NULL && (expanded[k->nd + j] = tsr_engined__expand(d, e)) == NULL) {
+            expanded[k->nd + j] = tsr_xstrdup(e);
+        }
+        json_decref(qdef);
+        e = expanded[k->nd + j];
         mexprs[j] = strip_eq(e ? e : "");
     }
     json_t *order = json_object_get(def, "qInterColumnSortOrder");
@@ -423,6 +448,21 @@ static void cube_compute(tsr_engined__doc_t *d, tsr_engine_state_t *st, json_t *
             s.descending = num < 0;
         }
         sort[nsort++] = s;
+    }
+    if (st != NULL && k->nd == 0 && k->nm > 0) {
+        /* No dimensions (a KPI): one row, each measure over all possible records. */
+        k->scalar = tsr_xcalloc(k->nm, sizeof *k->scalar);
+        for (size_t j = 0; j < k->nm; j++) {
+            char text[64];
+            bool is_num = false;
+            if (tsr_engined__evaluate(d, st, mexprs[j], &k->scalar[j], &is_num, text, sizeof text,
+                                      NULL) != TSR_OK ||
+                !is_num) {
+                k->scalar[j] = NAN;
+            }
+        }
+        k->rows = tsr_xcalloc(1, sizeof *k->rows);
+        k->nrows = 1;
     }
     if (st == NULL || k->nd == 0) {
         goto out;
@@ -460,6 +500,10 @@ static void cube_compute(tsr_engined__doc_t *d, tsr_engine_state_t *st, json_t *
         k->rows[k->nrows++] = r;
     }
 out:
+    for (size_t i = 0; i < k->nd + k->nm; i++) {
+        free(expanded[i]);
+    }
+    free(expanded);
     free(mexprs);
     free(sort);
 }
@@ -468,7 +512,7 @@ static json_t *cube_cell(tsr_engined__doc_t *d, tsr_engine_state_t *st, cube_t *
                          size_t c) {
     tsr_engine_dual_t v = {0};
     json_t *cell = json_object();
-    tsr_engine_hypercube_cell(k->c, k->rows[r], c, &v);
+    cube_value(k, r, c, &v);
     if (c < k->nd) {
         size_t sym = 0;
         bool found = tsr_engine_model_field_symbol_find(d->model->m, k->fields[c], v.text,
@@ -509,7 +553,7 @@ static json_t *cube_page(tsr_engined__doc_t *d, tsr_engine_state_t *st, cube_t *
         height = MAX_PAGE_CELLS / width;
     }
     json_t *matrix = json_array();
-    for (size_t r = top; r < top + height && k->c != NULL; r++) {
+    for (size_t r = top; r < top + height && (k->c != NULL || k->scalar != NULL); r++) {
         json_t *row = json_array();
         for (size_t c = left; c < left + width; c++) {
             json_array_append_new(row, cube_cell(d, st, k, r, c));
@@ -560,15 +604,15 @@ static json_t *hypercube_layout(tsr_engined__doc_t *d, tsr_engine_state_t *st, j
     }
     for (size_t j = 0; j < k.nm; j++) {
         json_t *m = json_array_get(meas, j);
-        json_t *qdef = json_object_get(m, "qDef");
+        json_t *qdef = tsr_engined__measure_qdef(d, m); /* a master measure's label too */
         const char *expr = json_string_value(json_object_get(qdef, "qDef"));
         const char *label = json_string_value(json_object_get(qdef, "qLabel"));
         double mn = NAN, mx = NAN, total = NAN;
         size_t glyphs = 1;
         char buf[64];
-        for (size_t r = 0; r < k.nrows && k.c != NULL; r++) {
+        for (size_t r = 0; r < k.nrows && (k.c != NULL || k.scalar != NULL); r++) {
             tsr_engine_dual_t v;
-            tsr_engine_hypercube_cell(k.c, k.rows[r], k.nd + j, &v);
+            cube_value(&k, r, k.nd + j, &v);
             if (v.is_num) {
                 mn = isnan(mn) || v.num < mn ? v.num : mn;
                 mx = isnan(mx) || v.num > mx ? v.num : mx;
@@ -576,6 +620,8 @@ static json_t *hypercube_layout(tsr_engined__doc_t *d, tsr_engine_state_t *st, j
         }
         if (k.c != NULL) {
             tsr_engine_hypercube_total(k.c, j, &total);
+        } else if (k.scalar != NULL) {
+            total = k.scalar[j];
         }
         tsr_engined__num_text(mx, buf, sizeof buf);
         glyphs = strlen(buf);
@@ -604,6 +650,8 @@ static json_t *hypercube_layout(tsr_engined__doc_t *d, tsr_engine_state_t *st, j
                                 validation_error(TSR_QIX_ERR_INVALID_PARAMETERS, k.err));
         }
         copy_custom(mi, qdef);
+        json_object_set(mi, "qLibraryId", json_object_get(m, "qLibraryId"));
+        json_decref(qdef);
         json_array_append_new(minfo, mi);
         json_t *tc = json_object();
         tsr_engined__num_text(total, buf, sizeof buf);
@@ -818,7 +866,7 @@ static json_t *selection_layout(tsr_engined__doc_t *d, tsr_engine_state_t *st) {
         json_object_set_new(it, "qNotSelectedFieldSelectionInfo", json_array());
         json_object_set_new(it, "qRangeInfo", json_array());
         json_object_set_new(it, "qSortIndex", json_integer(0));
-        json_object_set_new(it, "qLocked", json_false());
+        json_object_set_new(it, "qLocked", json_boolean(tsr_engine_selection_is_locked(d->sel, f)));
         json_object_set_new(it, "qIsNum", json_false());
         json_object_set_new(it, "qOneAndOnlyOne", json_false());
         json_object_set_new(it, "qTextSearch", json_string(""));
@@ -884,7 +932,8 @@ static json_t *app_object_list_layout(tsr_engined__doc_t *d, json_t *def) {
         const char *dk;
         json_t *ptr;
         json_object_foreach(data, dk, ptr) {
-            json_t *v = json_is_string(ptr) ? ptr_get(p, json_string_value(ptr)) : NULL;
+            json_t *v =
+                json_is_string(ptr) ? tsr_engined__ptr_get(p, json_string_value(ptr)) : NULL;
             json_object_set_new(qd, dk, v ? json_deep_copy(v) : json_null());
         }
         json_object_set_new(it, "qData", qd);
@@ -894,8 +943,8 @@ static json_t *app_object_list_layout(tsr_engined__doc_t *d, json_t *def) {
     return tsr_engined__obj1("qItems", items);
 }
 
-tsr_err_t tsr_engined__evaluate(tsr_engined__doc_t *d, tsr_engine_state_t *st, const char *expr,
-                                double *num, bool *is_num, char *text, size_t n, tsr_error_t *err) {
+static tsr_err_t evaluate(tsr_engined__doc_t *d, tsr_engine_state_t *st, const char *expr,
+                          double *num, bool *is_num, char *text, size_t n, tsr_error_t *err) {
     const char *e = strip_eq(expr ? expr : "");
     size_t len = strlen(e);
     *num = NAN;
@@ -961,6 +1010,15 @@ tsr_err_t tsr_engined__evaluate(tsr_engined__doc_t *d, tsr_engine_state_t *st, c
     return rc;
 }
 
+tsr_err_t tsr_engined__evaluate(tsr_engined__doc_t *d, tsr_engine_state_t *st, const char *expr,
+                                double *num, bool *is_num, char *text, size_t n, tsr_error_t *err) {
+    /* $(v) and $(=expr) are text substitutions made before the expression is parsed. */
+    char *x = tsr_engined__expand(d, expr ? expr : "");
+    tsr_err_t rc = evaluate(d, st, x != NULL ? x : expr, num, is_num, text, n, err);
+    free(x);
+    return rc;
+}
+
 /* qStringExpression / qValueExpression: the evaluated text or number ("-" / NaN when the
  * expression cannot be evaluated). */
 static json_t *eval_expression(tsr_engined__doc_t *d, tsr_engine_state_t *st, json_t *spec,
@@ -981,6 +1039,28 @@ static json_t *eval_expression(tsr_engined__doc_t *d, tsr_engine_state_t *st, js
 
 static json_t *transform(tsr_engined__doc_t *d, tsr_engine_state_t *st, json_t *v, int depth);
 
+/* The layout of a hypercube, list object or selection object definition (key k) in the state
+ * its qStateName names (st: the default state's). An unknown state: the default state's
+ * layout with a qError. */
+static json_t *in_state_layout(tsr_engined__doc_t *d, tsr_engine_state_t *st, const char *k,
+                               json_t *def) {
+    const char *sn = json_string_value(json_object_get(def, "qStateName"));
+    int sw = tsr_engined__state_swap(d, sn);
+    tsr_engine_state_t *cur = sw > 0 ? tsr_engined__doc_state(d, NULL) : st;
+    json_t *l = k[1] == 'H'   ? hypercube_layout(d, cur, def)
+                : k[1] == 'L' ? listobject_layout(d, cur, def)
+                              : selection_layout(d, cur);
+    if (sw > 0) {
+        tsr_engined__state_swap(d, sn);
+        json_object_set_new(l, "qStateName", json_string(sn));
+    } else if (sw < 0) {
+        json_object_set_new(
+            l, "qError",
+            validation_error(TSR_QIX_ERR_INVALID_PARAMETERS, "no such alternate state"));
+    }
+    return l;
+}
+
 static json_t *transform_object(tsr_engined__doc_t *d, tsr_engine_state_t *st, json_t *v,
                                 int depth) {
     json_t *se = json_object_get(v, "qStringExpression");
@@ -999,22 +1079,27 @@ static json_t *transform_object(tsr_engined__doc_t *d, tsr_engine_state_t *st, j
         if (strcmp(k, "qLayoutExclude") == 0 || (exclude && json_object_get(exclude, k))) {
             continue;
         }
-        if (strcmp(k, "qHyperCubeDef") == 0) {
-            json_object_set_new(out, "qHyperCube", hypercube_layout(d, st, c));
-        } else if (strcmp(k, "qListObjectDef") == 0) {
-            json_object_set_new(out, "qListObject", listobject_layout(d, st, c));
-        } else if (strcmp(k, "qSelectionObjectDef") == 0) {
-            json_object_set_new(out, "qSelectionObject", selection_layout(d, st));
+        if (strcmp(k, "qHyperCubeDef") == 0 || strcmp(k, "qListObjectDef") == 0 ||
+            strcmp(k, "qSelectionObjectDef") == 0) {
+            json_object_set_new(out,
+                                k[1] == 'H'   ? "qHyperCube"
+                                : k[1] == 'L' ? "qListObject"
+                                              : "qSelectionObject",
+                                in_state_layout(d, st, k, c));
         } else if (strcmp(k, "qFieldListDef") == 0) {
             json_object_set_new(out, "qFieldList", field_list_layout(d, c));
         } else if (strcmp(k, "qAppObjectListDef") == 0) {
             json_object_set_new(out, "qAppObjectList", app_object_list_layout(d, c));
         } else if (strcmp(k, "qMetaDef") == 0) {
             json_object_set_new(out, "qMeta", json_deep_copy(c));
-        } else if (strcmp(k, "qDimensionListDef") == 0 || strcmp(k, "qMeasureListDef") == 0 ||
-                   strcmp(k, "qBookmarkListDef") == 0 || strcmp(k, "qVariableListDef") == 0 ||
-                   strcmp(k, "qChildListDef") == 0) {
-            /* No master items, bookmarks, variables or children yet: empty lists. */
+        } else if (strcmp(k, "qBookmarkListDef") == 0) {
+            json_object_set_new(out, "qBookmarkList", tsr_engined__bookmark_list(d, c));
+        } else if (strcmp(k, "qVariableListDef") == 0) {
+            json_object_set_new(out, "qVariableList", tsr_engined__variable_list(d, c));
+        } else if (strcmp(k, "qMeasureListDef") == 0) {
+            json_object_set_new(out, "qMeasureList", tsr_engined__measure_list(d, c));
+        } else if (strcmp(k, "qDimensionListDef") == 0 || strcmp(k, "qChildListDef") == 0) {
+            /* No master items or children yet: empty lists. */
             char name[64];
             snprintf(name, sizeof name, "%.*s", (int)(strlen(k) - 3), k);
             json_object_set_new(out, name, tsr_engined__obj1("qItems", json_array()));
@@ -1050,6 +1135,10 @@ static json_t *layout_of(tsr_engined__obj_t *o) {
     json_t *props = tsr_engined__obj_props(o);
     tsr_engine_state_t *st = tsr_engined__doc_state(d, NULL);
     json_t *l = transform(d, st, props, 0);
+    json_t *children = json_object_get(props, "qChildListDef");
+    if (json_is_object(children)) {
+        json_object_set_new(l, "qChildList", tsr_engined__child_list(o, children));
+    }
     json_decref(props);
     if (!json_is_object(json_object_get(l, "qMeta"))) {
         json_object_set_new(l, "qMeta", json_object());
@@ -1130,6 +1219,11 @@ static tsr_err_t set_props(tsr_qix_call_t *call, tsr_engined__obj_t *o, json_t *
     return rc;
 }
 
+tsr_err_t tsr_engined__obj_set_props(tsr_qix_call_t *call, tsr_engined__obj_t *o, json_t *p,
+                                     tsr_error_t *err) {
+    return set_props(call, o, p, err);
+}
+
 static tsr_err_t o_set_properties(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
     json_t *p = NULL;
     tsr_err_t rc = tsr_qix_param_json(call, 0, false, &p);
@@ -1168,7 +1262,7 @@ static tsr_err_t o_apply_patches(tsr_qix_call_t *call, void *obj, tsr_error_t *e
         char parent_path[1024], tok[256];
         snprintf(parent_path, sizeof parent_path, "%.*s", (int)(last - path), path);
         ptr_token(last, tok, sizeof tok);
-        json_t *parent = ptr_get(p, parent_path);
+        json_t *parent = tsr_engined__ptr_get(p, parent_path);
         json_t *v = NULL;
         bool remove = strcmp(op, "remove") == 0 || strcmp(op, "Remove") == 0;
         if (!remove) {
@@ -1222,7 +1316,7 @@ static json_t *def_at(tsr_qix_call_t *call, tsr_engined__obj_t *o, const char *w
         return NULL;
     }
     *props = tsr_engined__obj_props(o);
-    json_t *def = path ? ptr_get(*props, path) : json_object_get(*props, want);
+    json_t *def = path ? tsr_engined__ptr_get(*props, path) : json_object_get(*props, want);
     if (!json_is_object(def)) {
         tsr_qix_call_error(call, TSR_QIX_ERR_NOT_FOUND, path ? path : want, "Object not found");
         return NULL;
@@ -1647,55 +1741,86 @@ static tsr_err_t o_reset_made_selections(tsr_qix_call_t *call, void *obj, tsr_er
     return TSR_OK;
 }
 
+/* The handlers tsr_engined__o_in_state runs in the state of the definition at qPath. */
+static const struct {
+    const char *name;
+    tsr_qix_method_fn fn;
+} in_state_methods[] = {
+    {"AcceptListObjectSearch", o_accept_listobject_search},
+    {"ClearSelections", o_clear_selections},
+    {"GetHyperCubeData", o_get_hypercube_data},
+    {"GetHyperCubeReducedData", o_get_hypercube_data},
+    {"GetListObjectData", o_get_listobject_data},
+    {"Lock", o_lock},
+    {"SearchListObjectFor", o_search_listobject_for},
+    {"SelectHyperCubeCells", o_select_hypercube_cells},
+    {"SelectHyperCubeValues", o_select_hypercube_values},
+    {"SelectListObjectAll", o_select_lo_all},
+    {"SelectListObjectAlternative", o_select_lo_alternative},
+    {"SelectListObjectExcluded", o_select_lo_excluded},
+    {"SelectListObjectPossible", o_select_lo_possible},
+    {"SelectListObjectValues", o_select_listobject_values},
+    {"Unlock", o_unlock},
+};
+
+tsr_qix_method_fn tsr_engined__object_method(const char *name) {
+    for (size_t i = 0; i < sizeof in_state_methods / sizeof in_state_methods[0]; i++) {
+        if (strcmp(in_state_methods[i].name, name) == 0) {
+            return in_state_methods[i].fn;
+        }
+    }
+    return NULL;
+}
+
 #define NI tsr_qix_not_implemented
 /* Generated from enigma.js's schema 12.2027.0: every GenericObject method. */
 static const tsr_qix_method_t object_methods[] = {
     {"AbortListObjectSearch", o_abort_listobject_search, {"qPath", NULL}},
     {"AcceptListObjectSearch",
-     o_accept_listobject_search,
+     tsr_engined__o_in_state,
      {"qPath", "qToggleMode", "qSoftLock", NULL}},
     {"ApplyPatches", o_apply_patches, {"qPatches", "qSoftPatch", NULL}},
     {"Approve", NI, {NULL}},
     {"BeginSelections", o_begin_selections, {"qPaths", NULL}},
-    {"ClearSelections", o_clear_selections, {"qPath", "qColIndices", NULL}},
+    {"ClearSelections", tsr_engined__o_in_state, {"qPath", "qColIndices", NULL}},
     {"ClearSoftPatches", o_noop, {NULL}},
     {"CollapseLeft", NI, {"qPath", "qRow", "qCol", "qAll", NULL}},
     {"CollapseTop", NI, {"qPath", "qRow", "qCol", "qAll", NULL}},
     {"CopyFrom", NI, {"qFromId", NULL}},
-    {"CreateChild", NI, {"qProp", "qPropForThis", NULL}},
-    {"DestroyAllChildren", NI, {"qPropForThis", NULL}},
-    {"DestroyChild", NI, {"qId", "qPropForThis", NULL}},
+    {"CreateChild", tsr_engined__o_create_child, {"qProp", "qPropForThis", NULL}},
+    {"DestroyAllChildren", tsr_engined__o_destroy_all_children, {"qPropForThis", NULL}},
+    {"DestroyChild", tsr_engined__o_destroy_child, {"qId", "qPropForThis", NULL}},
     {"DrillUp", NI, {"qPath", "qDimNo", "qNbrSteps", NULL}},
     {"EmbedSnapshotObject", NI, {"qId", NULL}},
     {"EndSelections", o_end_selections, {"qAccept", NULL}},
     {"ExpandLeft", NI, {"qPath", "qRow", "qCol", "qAll", NULL}},
     {"ExpandTop", NI, {"qPath", "qRow", "qCol", "qAll", NULL}},
     {"ExportData", NI, {"qFileType", "qPath", "qFileName", "qExportState", "qServeOnce", NULL}},
-    {"GetChild", NI, {"qId", NULL}},
-    {"GetChildInfos", NI, {NULL}},
+    {"GetChild", tsr_engined__o_get_child, {"qId", NULL}},
+    {"GetChildInfos", tsr_engined__o_get_child_infos, {NULL}},
     {"GetEffectiveProperties", o_get_properties, {NULL}},
-    {"GetFullPropertyTree", NI, {NULL}},
+    {"GetFullPropertyTree", tsr_engined__o_get_full_property_tree, {NULL}},
     {"GetHyperCubeBinnedData",
      NI,
      {"qPath", "qPages", "qViewport", "qDataRanges", "qMaxNbrCells", "qQueryLevel",
       "qBinningMethod", NULL}},
     {"GetHyperCubeContinuousData", NI, {"qPath", "qOptions", "qReverseSort", NULL}},
-    {"GetHyperCubeData", o_get_hypercube_data, {"qPath", "qPages", NULL}},
+    {"GetHyperCubeData", tsr_engined__o_in_state, {"qPath", "qPages", NULL}},
     {"GetHyperCubePivotData", NI, {"qPath", "qPages", NULL}},
     /* Unreduced data is a valid answer (qIsReduced false). */
     {"GetHyperCubeReducedData",
-     o_get_hypercube_data,
+     tsr_engined__o_in_state,
      {"qPath", "qPages", "qZoomFactor", "qReductionMode", NULL}},
     {"GetHyperCubeStackData", NI, {"qPath", "qPages", "qMaxNbrCells", NULL}},
     {"GetHyperCubeTreeData", NI, {"qPath", "qNodeOptions", NULL}},
     {"GetInfo", o_get_info, {NULL}},
     {"GetLayout", o_get_layout, {NULL}},
     {"GetLinkedObjects", NI, {NULL}},
-    {"GetListObjectData", o_get_listobject_data, {"qPath", "qPages", NULL}},
-    {"GetParent", NI, {NULL}},
+    {"GetListObjectData", tsr_engined__o_in_state, {"qPath", "qPages", NULL}},
+    {"GetParent", tsr_engined__o_get_parent, {NULL}},
     {"GetProperties", o_get_properties, {NULL}},
     {"GetSnapshotObject", NI, {NULL}},
-    {"Lock", o_lock, {"qPath", "qColIndices", NULL}},
+    {"Lock", tsr_engined__o_in_state, {"qPath", "qColIndices", NULL}},
     {"MultiRangeSelectHyperCubeValues",
      NI,
      {"qPath", "qRanges", "qOrMode", "qDeselectOnlyOneSelected", NULL}},
@@ -1707,34 +1832,34 @@ static const tsr_qix_method_t object_methods[] = {
      NI,
      {"qPath", "qRanges", "qColumnsToSelect", "qOrMode", "qDeselectOnlyOneSelected", NULL}},
     {"ResetMadeSelections", o_reset_made_selections, {NULL}},
-    {"SearchListObjectFor", o_search_listobject_for, {"qPath", "qMatch", NULL}},
+    {"SearchListObjectFor", tsr_engined__o_in_state, {"qPath", "qMatch", NULL}},
     {"SelectHyperCubeCells",
-     o_select_hypercube_cells,
+     tsr_engined__o_in_state,
      {"qPath", "qRowIndices", "qColIndices", "qSoftLock", "qDeselectOnlyOneSelected", NULL}},
     {"SelectHyperCubeContinuousRange", NI, {"qPath", "qRanges", "qSoftLock", NULL}},
     {"SelectHyperCubeValues",
-     o_select_hypercube_values,
+     tsr_engined__o_in_state,
      {"qPath", "qDimNo", "qValues", "qToggleMode", NULL}},
-    {"SelectListObjectAll", o_select_lo_all, {"qPath", "qSoftLock", NULL}},
-    {"SelectListObjectAlternative", o_select_lo_alternative, {"qPath", "qSoftLock", NULL}},
+    {"SelectListObjectAll", tsr_engined__o_in_state, {"qPath", "qSoftLock", NULL}},
+    {"SelectListObjectAlternative", tsr_engined__o_in_state, {"qPath", "qSoftLock", NULL}},
     {"SelectListObjectContinuousRange", NI, {"qPath", "qRanges", "qSoftLock", NULL}},
-    {"SelectListObjectExcluded", o_select_lo_excluded, {"qPath", "qSoftLock", NULL}},
-    {"SelectListObjectPossible", o_select_lo_possible, {"qPath", "qSoftLock", NULL}},
+    {"SelectListObjectExcluded", tsr_engined__o_in_state, {"qPath", "qSoftLock", NULL}},
+    {"SelectListObjectPossible", tsr_engined__o_in_state, {"qPath", "qSoftLock", NULL}},
     {"SelectListObjectValues",
-     o_select_listobject_values,
+     tsr_engined__o_in_state,
      {"qPath", "qValues", "qToggleMode", "qSoftLock", NULL}},
     {"SelectPivotCells",
      NI,
      {"qPath", "qSelections", "qSoftLock", "qDeselectOnlyOneSelected", NULL}},
     {"SetChildArrayOrder", NI, {"qIds", NULL}},
-    {"SetFullPropertyTree", NI, {"qPropEntry", NULL}},
+    {"SetFullPropertyTree", tsr_engined__o_set_full_property_tree, {"qPropEntry", NULL}},
     {"SetProperties", o_set_properties, {"qProp", NULL}},
     {"StoreData",
      NI,
      {"qFileType", "qPath", "qLibRef", "qExportState", "qParquetCompression", NULL}},
     {"UnApprove", NI, {NULL}},
     {"UnPublish", NI, {NULL}},
-    {"Unlock", o_unlock, {"qPath", "qColIndices", NULL}},
+    {"Unlock", tsr_engined__o_in_state, {"qPath", "qColIndices", NULL}},
 };
 #undef NI
 

@@ -51,21 +51,39 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
     return tsr_buf_append(s->buf, p, len) == TSR_OK ? len : 0;
 }
 
-/* GET base+path_query as user of tenant (TenantAdmin) into sink; *status the HTTP status. */
-static tsr_err_t spaces_get(const char *base, const char *path_query, const char *tenant,
+/* GET spaces_url+path_query as user of tenant (TenantAdmin) into sink; *status the HTTP
+ * status. With a token source the call carries a service token naming that principal (spaces
+ * believes only verified tokens); the headers alone serve a spaces that trusts headers. */
+static tsr_err_t spaces_get(tsr_engined_t *e, const char *path_query, const char *tenant,
                             const char *user, sink_t *sink, long *status, tsr_error_t *err) {
+    char *token = NULL;
+    if (e->token_fn != NULL) {
+        tsr_err_t trc = e->token_fn(e->token_ud, tenant, user, "TenantAdmin", NULL, &token, err);
+        if (trc != TSR_OK) {
+            return trc;
+        }
+    }
     pthread_once(&curl_once, curl_init);
     CURL *c = curl_easy_init();
     if (c == NULL) {
+        free(token);
         return tsr_error_set(err, TSR_EUNAVAILABLE, "curl init failed");
     }
     char url[2048], h1[256], h2[256];
-    snprintf(url, sizeof url, "%s%s", base, path_query);
+    snprintf(url, sizeof url, "%s%s", e->spaces_url, path_query);
     snprintf(h1, sizeof h1, "X-Tsr-Tenant-Id: %s", tenant);
     snprintf(h2, sizeof h2, "X-Tsr-User-Id: %s", user);
     struct curl_slist *hdrs = curl_slist_append(NULL, h1);
     hdrs = curl_slist_append(hdrs, h2);
     hdrs = curl_slist_append(hdrs, "X-Tsr-Roles: TenantAdmin");
+    if (token != NULL) {
+        tsr_buf_t th;
+        tsr_buf_init(&th, 0);
+        tsr_buf_appendf(&th, "X-Tsr-Token: %s", token);
+        hdrs = curl_slist_append(hdrs, th.data);
+        tsr_buf_cleanup(&th);
+        free(token);
+    }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -88,7 +106,7 @@ static tsr_err_t spaces_get(const char *base, const char *path_query, const char
 
 /* The app's space id ("personal" for a personal space) and owner, from spaces' access
  * decision. */
-static tsr_err_t app_space(const char *base, const char *tenant, const char *app_id, char *space,
+static tsr_err_t app_space(tsr_engined_t *e, const char *tenant, const char *app_id, char *space,
                            size_t space_n, char *owner, size_t owner_n, tsr_error_t *err) {
     tsr_buf_t b;
     tsr_buf_init(&b, 64 * 1024);
@@ -98,7 +116,7 @@ static tsr_err_t app_space(const char *base, const char *tenant, const char *app
     char *esc = curl_easy_escape(NULL, app_id, 0);
     snprintf(pq, sizeof pq, "/internal/v1/access?resource=app:%s", esc != NULL ? esc : "");
     curl_free(esc);
-    tsr_err_t rc = spaces_get(base, pq, tenant, RELOADER_USER, &s, &status, err);
+    tsr_err_t rc = spaces_get(e, pq, tenant, RELOADER_USER, &s, &status, err);
     if (rc == TSR_OK && status != 200) {
         rc = tsr_error_set(err, status == 404 ? TSR_ENOTFOUND : TSR_EUNAVAILABLE,
                            "spaces: access for app %s answered %ld", app_id, status);
@@ -196,8 +214,8 @@ static tsr_err_t stage_files(tsr_engined_t *e, const char *tenant, const char *a
     bool use_spaces = e->spaces_url != NULL && json_array_size(names) > 0;
     if (use_spaces) {
         tsr_error_t serr = {0};
-        if (app_space(e->spaces_url, tenant, app_id, space, sizeof space, owner, sizeof owner,
-                      &serr) != TSR_OK) {
+        if (app_space(e, tenant, app_id, space, sizeof space, owner, sizeof owner, &serr) !=
+            TSR_OK) {
             /* The app is spaces': without its space the files cannot be resolved there. */
             tsr_buf_appendf(log,
                             "data files: spaces does not answer for the app (%s); using the "
@@ -227,7 +245,7 @@ static tsr_err_t stage_files(tsr_engined_t *e, const char *tenant, const char *a
                      es != NULL ? es : "", en != NULL ? en : "");
             curl_free(en);
             curl_free(es);
-            rc = spaces_get(e->spaces_url, pq, tenant, owner, &s, &status, err);
+            rc = spaces_get(e, pq, tenant, owner, &s, &status, err);
             if (fclose(f) != 0 && rc == TSR_OK) {
                 rc = tsr_error_set(err, TSR_EIO, "write %s", path);
             }

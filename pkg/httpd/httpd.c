@@ -10,6 +10,8 @@
 #include "httpd_int.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -37,7 +39,9 @@ typedef struct {
     char *storage; /* the split copy of pattern that segs point into */
     tsr_httpd_handler_fn fn;
     void *ud;
-    bool builtin; /* health/metrics: no rate limit, no principal */
+    bool builtin;        /* health/metrics: no rate limit, no principal */
+    char *upload_dir;    /* set: the body goes to a temporary file here (upload route) */
+    uint64_t upload_max; /* bytes; the upload route's body cap */
 } route_t;
 
 typedef struct {
@@ -76,6 +80,11 @@ struct tsr_req {
     size_t nparams;
     tsr_buf_t body;
     bool body_too_big;
+    size_t body_limit;   /* bytes: the cap that body_too_big refers to */
+    int upload_fd;       /* upload routes: the body's temporary file (-1: none) */
+    char *upload_path;   /* malloc'd; removed when the request completes */
+    uint64_t upload_len; /* bytes written to upload_fd */
+    uint64_t upload_max; /* bytes */
     const char *request_id;
     const char *principal;
     const char *tenant;
@@ -91,6 +100,8 @@ struct tsr_req {
     size_t nresp_headers, cap_resp_headers;
     tsr_httpd_upgrade_fn upgrade_fn; /* set: the response is a 101 handing over the socket */
     void *upgrade_ud;
+    int resp_fd;           /* >= 0: the response body is this file (tsr_req_reply_fd) */
+    uint64_t resp_fd_size; /* bytes */
 };
 
 /* ---- the error mapping ------------------------------------------------------------------- */
@@ -219,6 +230,9 @@ static tsr_req_t *req_new(tsr_httpd_t *h, const char *method, const char *path) 
     r->path = tsr_arena_strdup(r->arena, path);
     r->client_addr = "";
     tsr_buf_init(&r->body, h->opts.max_body);
+    r->body_limit = h->opts.max_body;
+    r->upload_fd = -1;
+    r->resp_fd = -1;
     r->start_ns = tsr_mono_ns();
     return r;
 }
@@ -228,6 +242,16 @@ static void req_free(tsr_req_t *r) {
         return;
     }
     tsr_buf_cleanup(&r->body);
+    if (r->upload_fd >= 0) {
+        close(r->upload_fd);
+    }
+    if (r->upload_path != NULL) {
+        (void)unlink(r->upload_path);
+        free(r->upload_path);
+    }
+    if (r->resp_fd >= 0) {
+        close(r->resp_fd);
+    }
     free(r->resp_body);
     tsr_arena_destroy(r->arena);
     free(r);
@@ -298,11 +322,31 @@ const char *tsr_req_header(const tsr_req_t *req, const char *name) {
     return NULL;
 }
 
+void tsr_req_set_header(tsr_req_t *req, const char *name, const char *value) {
+    size_t j = 0;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        if (strcasecmp(req->headers[i].k, name) != 0) {
+            req->headers[j++] = req->headers[i];
+        }
+    }
+    req->nheaders = j;
+    if (value != NULL) {
+        req_add_header_in(req, name, value);
+    }
+}
+
 const char *tsr_req_body(const tsr_req_t *req, size_t *len) {
     if (len != NULL) {
         *len = req->body.len;
     }
     return req->body.data ? req->body.data : "";
+}
+
+const char *tsr_req_body_file(const tsr_req_t *req, uint64_t *len) {
+    if (len != NULL) {
+        *len = req->upload_len;
+    }
+    return req->upload_path;
 }
 
 static bool is_json_content_type(const char *ct) {
@@ -399,6 +443,23 @@ void tsr_req_reply_json(tsr_req_t *req, unsigned status, json_t *body) {
     tsr_req_add_header(req, "Content-Type", "application/json");
 }
 
+void tsr_req_reply_fd(tsr_req_t *req, unsigned status, const char *content_type, int fd,
+                      uint64_t size) {
+    free(req->resp_body);
+    req->resp_body = tsr_xstrdup("");
+    req->resp_len = 0;
+    if (req->resp_fd >= 0) {
+        close(req->resp_fd);
+    }
+    req->resp_fd = fd;
+    req->resp_fd_size = size;
+    req->status = status;
+    req->replied = true;
+    if (content_type != NULL) {
+        tsr_req_add_header(req, "Content-Type", content_type);
+    }
+}
+
 void tsr_req_reply_upgrade(tsr_req_t *req, tsr_httpd_upgrade_fn fn, void *ud) {
     free(req->resp_body);
     req->resp_body = tsr_xstrdup("");
@@ -417,6 +478,10 @@ static void reply_error(tsr_req_t *req, tsr_err_t code, const char *detail) {
     }
     /* An error replaces whatever the handler may have started to send. */
     req->nresp_headers = 0;
+    if (req->resp_fd >= 0) {
+        close(req->resp_fd);
+        req->resp_fd = -1;
+    }
     tsr_req_reply_json(req, tsr_httpd_status_of(code),
                        tsr_httpd_error_body(code, detail, req->request_id));
 }
@@ -472,6 +537,20 @@ tsr_err_t tsr_httpd_route(tsr_httpd_t *h, const char *method, const char *patter
     r->ud = ud;
     h->nroutes++;
     return TSR_OK;
+}
+
+tsr_err_t tsr_httpd_route_upload(tsr_httpd_t *h, const char *method, const char *pattern,
+                                 tsr_httpd_handler_fn fn, void *ud, const char *dir,
+                                 uint64_t max_bytes, tsr_error_t *err) {
+    if (dir == NULL || dir[0] == '\0' || max_bytes == 0) {
+        return tsr_error_set(err, TSR_EINVAL, "an upload route needs a directory and a cap");
+    }
+    tsr_err_t rc = tsr_httpd_route(h, method, pattern, fn, ud, err);
+    if (rc == TSR_OK) {
+        h->routes[h->nroutes - 1].upload_dir = tsr_xstrdup(dir);
+        h->routes[h->nroutes - 1].upload_max = max_bytes;
+    }
+    return rc;
 }
 
 static bool route_matches(const route_t *r, char **segs, size_t n, tsr_req_t *req) {
@@ -573,7 +652,7 @@ static void run_pipeline(tsr_httpd_t *h, tsr_req_t *req) {
     /* An oversized body is refused whatever the route: it was never read in full. */
     if (req->body_too_big) {
         tsr_error_set(&err, TSR_ETOOBIG, "the request body exceeds the limit of %zu bytes",
-                      h->opts.max_body);
+                      req->body_limit);
         reply_error(req, TSR_ETOOBIG, err.msg);
         goto out;
     }
@@ -591,6 +670,13 @@ static void run_pipeline(tsr_httpd_t *h, tsr_req_t *req) {
     }
     if (!route->builtin) {
         const char *principal = NULL;
+        if (h->opts.on_authn != NULL) {
+            tsr_err_t rc = h->opts.on_authn(req, h->opts.authn_ud, &err);
+            if (rc != TSR_OK) {
+                reply_error(req, rc, err.code == rc ? err.msg : NULL);
+                goto out;
+            }
+        }
         if (h->opts.on_principal != NULL) {
             tsr_err_t rc = h->opts.on_principal(req, h->opts.principal_ud, &principal, &err);
             if (rc != TSR_OK) {
@@ -644,8 +730,10 @@ static void finish_request(tsr_httpd_t *h, tsr_req_t *req) {
     json_object_set_new(extra, "route", json_string(route));
     json_object_set_new(extra, "status", json_integer(req->status));
     json_object_set_new(extra, "durationMs", json_real((double)(dur_ns / 1000) / 1e3));
-    json_object_set_new(extra, "bytesIn", json_integer((json_int_t)req->body.len));
-    json_object_set_new(extra, "bytesOut", json_integer((json_int_t)req->resp_len));
+    json_object_set_new(extra, "bytesIn",
+                        json_integer((json_int_t)(req->body.len + req->upload_len)));
+    json_object_set_new(extra, "bytesOut",
+                        json_integer((json_int_t)(req->resp_len + req->resp_fd_size)));
     json_object_set_new(extra, "remote", json_string(req->client_addr));
     tsr_log_ctx_t ctx = {req->request_id, req->tenant, req->user};
     tsr_log_write(TSR_LOG_INFO, &ctx, extra, "request");
@@ -762,6 +850,7 @@ void tsr_httpd_destroy(tsr_httpd_t *h) {
         free(h->routes[i].storage);
         free(h->routes[i].pattern);
         free(h->routes[i].method);
+        free(h->routes[i].upload_dir);
     }
     tsr_httpd__metrics_destroy(h->metrics);
     tsr_httpd__limiter_destroy(h->limiter);
@@ -876,6 +965,13 @@ static enum MHD_Result send_response(struct MHD_Connection *c, tsr_req_t *req) {
             free(u);
             return MHD_NO;
         }
+    } else if (req->resp_fd >= 0) {
+        /* Streamed from the file by libmicrohttpd, which closes the fd with the response. */
+        resp = MHD_create_response_from_fd64(req->resp_fd_size, req->resp_fd);
+        if (resp == NULL) {
+            return MHD_NO;
+        }
+        req->resp_fd = -1;
     } else {
         resp =
             MHD_create_response_from_buffer(req->resp_len, req->resp_body, MHD_RESPMEM_MUST_FREE);
@@ -890,6 +986,63 @@ static enum MHD_Result send_response(struct MHD_Connection *c, tsr_req_t *req) {
     enum MHD_Result ret = MHD_queue_response(c, req->status, resp);
     MHD_destroy_response(resp);
     return ret;
+}
+
+/* Upload routes: the body goes to a temporary file (mkstemp, 0600) in the route's directory.
+ * Called once the request head is known. A file that cannot be made fails the request later
+ * (the handler sees no body file). */
+static void upload_begin(tsr_httpd_t *h, tsr_req_t *req) {
+    tsr_buf_t allow;
+    tsr_buf_init(&allow, 1024);
+    const route_t *r = route_find(h, req, &allow);
+    tsr_buf_cleanup(&allow);
+    if (r == NULL || r->upload_dir == NULL) {
+        return;
+    }
+    req->upload_max = r->upload_max;
+    req->body_limit = (size_t)(r->upload_max > SIZE_MAX ? SIZE_MAX : r->upload_max);
+    size_t n = strlen(r->upload_dir) + 32;
+    req->upload_path = tsr_xmalloc(n);
+    snprintf(req->upload_path, n, "%s/upload.XXXXXX", r->upload_dir);
+    req->upload_fd = mkstemp(req->upload_path);
+    if (req->upload_fd < 0) {
+        tsr_log_ctx_t ctx = {0};
+        tsr_log_error(&ctx, "httpd: cannot create an upload file in %s: %s", r->upload_dir,
+                      strerror(errno));
+        free(req->upload_path);
+        req->upload_path = NULL;
+    }
+}
+
+static void upload_write(tsr_req_t *req, const void *p, size_t n) {
+    if (req->upload_len + n > req->upload_max) {
+        req->body_too_big = true;
+    }
+    while (!req->body_too_big && req->upload_fd >= 0 && n > 0) {
+        ssize_t w = write(req->upload_fd, p, n);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            /* Disk full or similar: the handler finds no body file and answers 500. */
+            close(req->upload_fd);
+            req->upload_fd = -1;
+            (void)unlink(req->upload_path);
+            free(req->upload_path);
+            req->upload_path = NULL;
+            return;
+        }
+        p = (const char *)p + w;
+        n -= (size_t)w;
+        req->upload_len += (uint64_t)w;
+    }
+    if (req->body_too_big && req->upload_fd >= 0) {
+        close(req->upload_fd);
+        req->upload_fd = -1;
+        (void)unlink(req->upload_path);
+        free(req->upload_path);
+        req->upload_path = NULL;
+    }
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
@@ -916,8 +1069,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         }
         const char *cl = tsr_req_header(req, "content-length");
         int64_t clen = 0;
-        if (cl != NULL && (tsr_str_to_i64(tsr_str(cl), 0, INT64_MAX, &clen) != TSR_OK ||
-                           (uint64_t)clen > (uint64_t)h->opts.max_body)) {
+        upload_begin(h, req);
+        uint64_t cap = req->upload_max > 0 ? req->upload_max : (uint64_t)h->opts.max_body;
+        if (cl != NULL &&
+            (tsr_str_to_i64(tsr_str(cl), 0, INT64_MAX, &clen) != TSR_OK || (uint64_t)clen > cap)) {
             /* Answer before reading a body we would refuse anyway. */
             req->body_too_big = true;
             run_pipeline(h, req);
@@ -926,8 +1081,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
-        if (!req->body_too_big && !req->replied &&
-            tsr_buf_append(&req->body, upload_data, *upload_data_size) != TSR_OK) {
+        if (req->upload_max > 0) {
+            if (!req->body_too_big && !req->replied) {
+                upload_write(req, upload_data, *upload_data_size);
+            }
+        } else if (!req->body_too_big && !req->replied &&
+                   tsr_buf_append(&req->body, upload_data, *upload_data_size) != TSR_OK) {
             req->body_too_big = true;
             tsr_buf_cleanup(&req->body);
         }
@@ -1102,10 +1261,36 @@ void tsr_httpd_inject(tsr_httpd_t *h, const char *method, const char *path_and_q
         req_add_header_in(req, headers[i], headers[i + 1]);
     }
     atomic_fetch_add(&h->in_flight, 1);
-    if (body_len > 0 && tsr_buf_append(&req->body, body, body_len) != TSR_OK) {
+    upload_begin(h, req);
+    if (req->upload_max > 0) {
+        if (body_len > 0) {
+            upload_write(req, body, body_len);
+        }
+    } else if (body_len > 0 && tsr_buf_append(&req->body, body, body_len) != TSR_OK) {
         req->body_too_big = true;
     }
     run_pipeline(h, req);
+    if (req->resp_fd >= 0) {
+        /* No socket: the file's bytes become the response body. */
+        tsr_buf_t b;
+        tsr_buf_init(&b, SIZE_MAX);
+        char chunk[65536];
+        ssize_t r;
+        (void)lseek(req->resp_fd, 0, SEEK_SET);
+        while ((r = read(req->resp_fd, chunk, sizeof chunk)) > 0) {
+            (void)tsr_buf_append(&b, chunk, (size_t)r);
+        }
+        close(req->resp_fd);
+        req->resp_fd = -1;
+        free(req->resp_body);
+        req->resp_len = b.len;
+        req->resp_body = tsr_xmalloc(b.len + 1);
+        if (b.len > 0) {
+            memcpy(req->resp_body, b.data, b.len);
+        }
+        req->resp_body[b.len] = '\0';
+        tsr_buf_cleanup(&b);
+    }
     if (req->upgrade_fn != NULL) {
         req->upgrade_fn(-1, NULL, 0, req->upgrade_ud);
         req->upgrade_fn = NULL;

@@ -37,6 +37,13 @@ typedef tsr_err_t (*tsr_httpd_ready_fn)(void *ud, tsr_error_t *err);
 typedef tsr_err_t (*tsr_httpd_principal_fn)(tsr_req_t *req, void *ud, const char **principal,
                                             tsr_error_t *err);
 
+/* Request authentication, run before on_principal on every route but the built-in ones (health,
+ * ready, metrics): it may rewrite request headers (tsr_req_set_header), e.g. replace the
+ * principal headers with what a verified token says (pkg/auth's tsr_auth_httpd_authn), so that
+ * on_principal and the handlers read only verified values. Returning an error fails the
+ * request with that error (TSR_EUNAUTHENTICATED: 401). NULL: headers are taken as they came. */
+typedef tsr_err_t (*tsr_httpd_authn_fn)(tsr_req_t *req, void *ud, tsr_error_t *err);
+
 typedef struct {
     const char *service;   /* for logs and metrics labels; copied */
     const char *bind;      /* listen address, e.g. "127.0.0.1"; copied */
@@ -47,6 +54,8 @@ typedef struct {
     uint32_t rate_burst;   /* bucket size */
     tsr_httpd_ready_fn on_ready;
     void *ready_ud;
+    tsr_httpd_authn_fn on_authn;
+    void *authn_ud;
     tsr_httpd_principal_fn on_principal;
     void *principal_ud;
     /* Called once when stop begins, before waiting for in-flight work: a service with
@@ -70,6 +79,15 @@ void tsr_httpd_destroy(tsr_httpd_t *h);
 tsr_err_t tsr_httpd_route(tsr_httpd_t *h, const char *method, const char *pattern,
                           tsr_httpd_handler_fn fn, void *ud, tsr_error_t *err);
 
+/* Like tsr_httpd_route, but the request body is not kept in memory: it is written as it
+ * arrives to a temporary file (mkstemp, mode 0600) in dir, which must exist, capped at
+ * max_bytes instead of max_body (413 beyond, also at once from Content-Length). The handler
+ * reads it with tsr_req_body_file; the file is removed when the request completes (a handler
+ * may rename it away first). dir is copied. */
+tsr_err_t tsr_httpd_route_upload(tsr_httpd_t *h, const char *method, const char *pattern,
+                                 tsr_httpd_handler_fn fn, void *ud, const char *dir,
+                                 uint64_t max_bytes, tsr_error_t *err);
+
 /* Start listening (health, ready and metrics routes are built in). */
 tsr_err_t tsr_httpd_start(tsr_httpd_t *h, tsr_error_t *err);
 /* The bound port (after start). */
@@ -92,11 +110,18 @@ const char *tsr_req_param(const tsr_req_t *req, const char *name);
 const char *tsr_req_query(const tsr_req_t *req, const char *name);
 /* Request header, case-insensitive; NULL if absent. */
 const char *tsr_req_header(const tsr_req_t *req, const char *name);
+/* Replace every request header called name (case-insensitive) by one with value (copied into
+ * the arena); value NULL removes them. For the on_authn hook. */
+void tsr_req_set_header(tsr_req_t *req, const char *name, const char *value);
 const char *tsr_req_id(const tsr_req_t *req);
 const char *tsr_req_principal(const tsr_req_t *req);
 const char *tsr_req_client_addr(const tsr_req_t *req);
 /* The raw body (NUL-terminated for convenience); len may be NULL. Borrowed. */
 const char *tsr_req_body(const tsr_req_t *req, size_t *len);
+/* Upload routes: the path of the body's temporary file and its size in bytes (*len may be
+ * NULL); NULL when the route is not an upload route or the file could not be written.
+ * Borrowed: valid during the handler call. */
+const char *tsr_req_body_file(const tsr_req_t *req, uint64_t *len);
 /* Parse the body as JSON. Requires a JSON Content-Type (TSR_EUNSUPPORTEDMEDIA otherwise) and
  * a well-formed document (TSR_EINVAL with line/column). *out is returned-owned (json_decref). */
 tsr_err_t tsr_req_json(tsr_req_t *req, json_t **out, tsr_error_t *err);
@@ -116,6 +141,10 @@ void tsr_req_reply_json(tsr_req_t *req, unsigned status, json_t *body);
 /* Reply with bytes (copied). */
 void tsr_req_reply_bytes(tsr_req_t *req, unsigned status, const char *content_type,
                          const void *body, size_t len);
+/* Reply with the first size bytes of the open file fd (from offset 0), streamed by the server
+ * (never read whole into memory on the network path). fd is taken: the server closes it. */
+void tsr_req_reply_fd(tsr_req_t *req, unsigned status, const char *content_type, int fd,
+                      uint64_t size);
 /* Add a response header (copied). */
 void tsr_req_add_header(tsr_req_t *req, const char *name, const char *value);
 

@@ -193,6 +193,17 @@ static tsr_err_t h_authn(tsr_req_t *req, void *ud, tsr_error_t *err) {
     tsr_req_add_header(req, "X-Tsr-Roles", roles.data != NULL ? roles.data : "User");
     tsr_req_add_header(req, "X-Tsr-Auth-Type", p.auth_type);
     tsr_buf_cleanup(&roles);
+    /* The caller's group ids (comma-separated; absent without groups): spaces grants what is
+     * assigned to them. At most TSR_ID__MAX_PRINCIPAL_GROUPS, so at most 2.5 KiB. */
+    if (p.n_groups > 0) {
+        tsr_buf_t groups;
+        tsr_buf_init(&groups, TSR_ID__MAX_PRINCIPAL_GROUPS * 25);
+        for (size_t i = 0; i < p.n_groups; i++) {
+            tsr_buf_appendf(&groups, "%s%s", i > 0 ? "," : "", p.groups[i]);
+        }
+        tsr_req_add_header(req, "X-Tsr-Groups", groups.data);
+        tsr_buf_cleanup(&groups);
+    }
     char *jwt = NULL;
     rc = tsr_identity__jwt_mint(id, &p, &jwt, err);
     if (rc == TSR_OK) {
@@ -303,6 +314,83 @@ static tsr_err_t h_platform_tenant_del(tsr_req_t *req, void *ud, tsr_error_t *er
     if (rc == TSR_OK) {
         tsr_req_reply_bytes(req, 204, "application/json", "", 0);
     }
+    return rc;
+}
+
+/* A service token: a platform JWT naming whoever the body says, for a service that calls
+ * another on its own account (pkg/auth/README.md). Only a platform administrator token may ask:
+ * its holder is trusted with every tenant anyway. Users are ids or "tessera-<service>". */
+static bool service_user_ok(const char *u) {
+    size_t n = u != NULL ? strlen(u) : 0;
+    if (n == 24 && strspn(u, "0123456789abcdef") == 24) {
+        return true;
+    }
+    return n > 8 && n <= 24 && strncmp(u, "tessera-", 8) == 0 &&
+           strspn(u + 8, "abcdefghijklmnopqrstuvwxyz0123456789-") == n - 8;
+}
+
+static tsr_err_t h_platform_service_token(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    tsr_identity_t *id = ud;
+    json_t *body = NULL, *t = NULL, *v;
+    char *jwt = NULL;
+    tsr_id__principal_t p;
+    memset(&p, 0, sizeof p);
+    tsr_err_t rc = require_platform_admin(id, req, err);
+    if (rc == TSR_OK) {
+        rc = tsr_req_json(req, &body, err);
+    }
+    if (rc != TSR_OK) {
+        goto out;
+    }
+    const char *tenant = json_string_value(json_object_get(body, "tenantId"));
+    const char *user = json_string_value(json_object_get(body, "userId"));
+    json_t *roles = json_object_get(body, "roles"), *groups = json_object_get(body, "groups");
+    size_t i;
+    if (tenant == NULL || strlen(tenant) != 24 || strspn(tenant, "0123456789abcdef") != 24 ||
+        !service_user_ok(user)) {
+        rc = tsr_error_set(err, TSR_EINVAL,
+                           "tenantId (an id) and userId (an id or tessera-<service>) are required");
+        goto out;
+    }
+    if ((roles != NULL && (!json_is_array(roles) || json_array_size(roles) > 16)) ||
+        (groups != NULL &&
+         (!json_is_array(groups) || json_array_size(groups) > TSR_ID__MAX_PRINCIPAL_GROUPS))) {
+        rc = tsr_error_set(err, TSR_EINVAL, "roles and groups must be short arrays");
+        goto out;
+    }
+    p.roles = TSR_ID__ROLE_USER;
+    json_array_foreach(roles, i, v) {
+        const tsr_id__role_t *r =
+            json_is_string(v) ? tsr_identity__role_find(json_string_value(v)) : NULL;
+        if (r == NULL) {
+            rc = tsr_error_set(err, TSR_EINVAL, "roles[%zu] is not a role", i);
+            goto out;
+        }
+        p.roles |= r->bit;
+    }
+    json_array_foreach(groups, i, v) {
+        const char *g = json_string_value(v);
+        if (g == NULL || strlen(g) != 24 || strspn(g, "0123456789abcdef") != 24) {
+            rc = tsr_error_set(err, TSR_EINVAL, "groups[%zu] is not a group id", i);
+            goto out;
+        }
+        memcpy(p.groups[p.n_groups++], g, 25);
+    }
+    if ((rc = id->docs.get(id->docs.ud, TSR_ID__C_TENANTS, tenant, tenant, &t, err)) != TSR_OK) {
+        goto out;
+    }
+    memcpy(p.tenant_id, tenant, 25);
+    memcpy(p.user_id, user, strlen(user) + 1);
+    p.auth_type = "service";
+    if ((rc = tsr_identity__jwt_mint(id, &p, &jwt, err)) == TSR_OK) {
+        tsr_req_reply_json(
+            req, 200,
+            json_pack("{ss sI}", "token", jwt, "expiresIn", (json_int_t)(id->jwt_ttl_ms / 1000)));
+    }
+out:
+    free(jwt);
+    json_decref(t);
+    json_decref(body);
     return rc;
 }
 
@@ -1287,6 +1375,26 @@ static tsr_err_t h_oidc_login(tsr_req_t *req, void *ud, tsr_error_t *err) {
     return rc;
 }
 
+/* GET /api/v1/identity/oidc/providers: the tenant's (by Host) active providers for the sign-in
+ * page's "Sign in with ..." buttons; public, read-only, ids and names only. */
+static tsr_err_t h_oidc_providers(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    tsr_identity_t *id = ud;
+    char tenant[25];
+    json_t *out = NULL;
+    tsr_err_t rc = tsr_identity_tenant_by_host(id, tsr_req_header(req, "host"), tenant, err);
+    if (rc == TSR_EINVAL) {
+        rc = tsr_error_set(err, TSR_ENOTFOUND, "no tenant for this host");
+    }
+    if (rc == TSR_OK) {
+        rc = tsr_identity__oidc_sign_in_options(id, tenant, &out, err);
+    }
+    if (rc == TSR_OK) {
+        tsr_req_add_header(req, "Cache-Control", "no-store");
+        tsr_req_reply_json(req, 200, out);
+    }
+    return rc;
+}
+
 /* GET /api/v1/identity/oidc/{idpId}/callback?code&state: the provider's redirect back. */
 static tsr_err_t h_oidc_callback(tsr_req_t *req, void *ud, tsr_error_t *err) {
     tsr_identity_t *id = ud;
@@ -1338,6 +1446,7 @@ static const struct {
     {"GET", "/internal/v1/authn", h_authn},
     {"POST", "/internal/v1/tenants", h_platform_tenant_create},
     {"DELETE", "/internal/v1/tenants/{tenantId}", h_platform_tenant_del},
+    {"POST", "/internal/v1/service-tokens", h_platform_service_token},
     {"GET", "/api/v1/tenants/me", h_tenant_me},
     {"GET", "/api/v1/tenants/{tenantId}", h_tenant_get},
     {"PATCH", "/api/v1/tenants/{tenantId}", h_tenant_patch},
@@ -1373,6 +1482,7 @@ static const struct {
     {"GET", "/api/v1/identity-providers/{id}", h_idp_get},
     {"PATCH", "/api/v1/identity-providers/{id}", h_idp_patch},
     {"DELETE", "/api/v1/identity-providers/{id}", h_idp_del},
+    {"GET", "/api/v1/identity/oidc/providers", h_oidc_providers},
     {"GET", "/api/v1/identity/oidc/{idpId}/login", h_oidc_login},
     {"GET", "/api/v1/identity/oidc/{idpId}/callback", h_oidc_callback},
 };

@@ -366,17 +366,41 @@ static unsigned roles_direct(const json_t *user) {
     return bits;
 }
 
-/* Direct roles plus those of the user's active groups (missing groups are skipped: a deleted
- * group grants nothing). */
-static unsigned roles_of(tsr_identity_t *id, const char *tenant, const json_t *user) {
+/* Whether p already lists gid. */
+static bool principal_has_group(const tsr_id__principal_t *p, const char *gid) {
+    for (size_t i = 0; i < p->n_groups; i++) {
+        if (strcmp(p->groups[i], gid) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Direct roles plus those of the user's active groups into p->roles, and those groups' ids into
+ * p->groups (missing groups are skipped: a deleted group grants nothing; so is a disabled one).
+ * At most TSR_ID__MAX_PRINCIPAL_GROUPS references are read: the rest grant nothing. */
+static void standing_of(tsr_identity_t *id, const char *tenant, const json_t *user,
+                        tsr_id__principal_t *p) {
     unsigned bits = roles_direct(user);
     int idp_admin = -1; /* the tenant's idpGroupsGrantAdmin, read when first needed */
     size_t i;
     json_t *g;
-    json_array_foreach(json_object_get(user, "assignedGroups"), i, g) {
+    const json_t *refs = json_object_get(user, "assignedGroups");
+    p->n_groups = 0;
+    if (json_array_size(refs) > TSR_ID__MAX_PRINCIPAL_GROUPS) {
+        tsr_log_warn(NULL,
+                     "identity: user %s is in %zu groups; only the first %d count (roles and "
+                     "space access)",
+                     json_string_value(json_object_get(user, "id")), json_array_size(refs),
+                     TSR_ID__MAX_PRINCIPAL_GROUPS);
+    }
+    json_array_foreach(refs, i, g) {
         json_t *grp = NULL;
         const char *gid = json_string_value(json_object_get(g, "id"));
-        if (i >= TSR_ID__MAX_ROLES || gid == NULL ||
+        if (i >= TSR_ID__MAX_PRINCIPAL_GROUPS) {
+            break;
+        }
+        if (gid == NULL || !is_hex24(gid) || principal_has_group(p, gid) ||
             id->docs.get(id->docs.ud, TSR_ID__C_GROUPS, tenant, gid, &grp, NULL) != TSR_OK) {
             continue;
         }
@@ -398,10 +422,11 @@ static unsigned roles_of(tsr_identity_t *id, const char *tenant, const json_t *u
                 }
             }
             bits |= gb;
+            memcpy(p->groups[p->n_groups++], gid, 25);
         }
         json_decref(grp);
     }
-    return bits;
+    p->roles = bits;
 }
 
 /* Split "<prefix><24 hex id>_<secret>" (prefix is 5 bytes) into its parts; false when the
@@ -435,7 +460,7 @@ static tsr_err_t principal_of(tsr_identity_t *id, const char *tenant, const char
         } else {
             memcpy(p->tenant_id, tenant, 25);
             memcpy(p->user_id, uid, 25);
-            p->roles = roles_of(id, tenant, user);
+            standing_of(id, tenant, user, p);
         }
     }
     json_decref(user);
@@ -608,11 +633,13 @@ tsr_err_t tsr_identity__authenticate(tsr_identity_t *id, const tsr_id__cred_t *c
         return auth_session(id, tenant, c, cookie, p, err);
     }
     tsr_str_t a = tsr_str_trim(tsr_str(c->authz));
-    if (a.n > 7 + TSR_ID__MAX_TOKEN || a.n < 8 ||
+    /* Platform JWTs grow with the groups claim; API keys stay within TSR_ID__MAX_TOKEN
+     * (token_split checks). */
+    if (a.n > 7 + TSR_CRYPTO_JWT_MAX_DEFAULT || a.n < 8 ||
         !tsr_str_case_eq_cstr(tsr_str_n(a.p, 7), "bearer ")) {
         return tsr_error_set(err, TSR_EUNAUTHENTICATED, "the credential is not recognised");
     }
-    char tok[TSR_ID__MAX_TOKEN + 1];
+    char tok[TSR_CRYPTO_JWT_MAX_DEFAULT + 1];
     tsr_str_t t = tsr_str_trim(tsr_str_n(a.p + 7, a.n - 7));
     memcpy(tok, t.p, t.n);
     tok[t.n] = '\0';

@@ -154,7 +154,7 @@ tsr_err_t tsr_identity__group_del(tsr_identity_t *id, const char *tenant, const 
                           &(tsr_id__audit_t){"com.qlik.v1.group.deleted", actor, g}, err);
     }
     if (rc == TSR_OK) {
-        /* Members keep a dangling reference that grants nothing (roles_of skips it). */
+        /* Members keep a dangling reference that grants nothing (standing_of skips it). */
         name_key(json_string_value(json_object_get(g, "name")), nk);
         id->docs.del(id->docs.ud, TSR_ID__C_GROUP_NAMES, tenant, nk, NULL, NULL);
     } else if (rc == TSR_ENOTFOUND) {

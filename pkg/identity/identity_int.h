@@ -111,6 +111,12 @@ const tsr_id__role_t *tsr_identity__roles(void);
 /* Role by id or name (exact), NULL if unknown. */
 const tsr_id__role_t *tsr_identity__role_find(const char *id_or_name);
 
+/* Groups one principal carries at most (X-Tsr-Groups, the platform JWT's "groups" claim). A
+ * user's assignedGroups past the cap (the API allows 16 by hand plus TSR_ID__OIDC_MAX_GROUPS
+ * from the identity provider, so only a store written by other means gets there) are left out
+ * with a warning: they grant neither roles nor space access. */
+#define TSR_ID__MAX_PRINCIPAL_GROUPS 100
+
 /* Who is calling. Strings are valid for the request (arena) or the caller's storage. */
 typedef struct {
     char tenant_id[25];
@@ -118,6 +124,10 @@ typedef struct {
     unsigned roles;        /* TSR_ID__ROLE_* bits, User always set */
     const char *auth_type; /* "apikey" | "session" | "jwt" */
     char key_id[25];       /* the API key or session used */
+    /* The user's active groups of this tenant (hand-made and identity-provider-mapped),
+     * distinct, in assignedGroups order; a missing or disabled group is not listed. */
+    char groups[TSR_ID__MAX_PRINCIPAL_GROUPS][25];
+    size_t n_groups;
 } tsr_id__principal_t;
 
 struct tsr_identity {
@@ -355,6 +365,12 @@ tsr_err_t tsr_identity__idp_del(tsr_identity_t *id, const char *tenant, const ch
 json_t *tsr_identity__idp_view(const json_t *doc, const char *base);
 /* Start a sign-in: a state (returned-owned in *state, for the browser cookie) stored with a
  * nonce and a PKCE verifier, and the provider's authorization URL (*location, returned-owned). */
+/* The tenant's active providers for its sign-in page ({"data":[{id, name (the description),
+ * loginPath}]}, at most TSR_ID__OIDC_MAX_SIGN_IN_OPTIONS): public, so nothing else of a
+ * provider (discovery URL, client id) is in it. *out returned-owned. */
+#define TSR_ID__OIDC_MAX_SIGN_IN_OPTIONS 50
+tsr_err_t tsr_identity__oidc_sign_in_options(tsr_identity_t *id, const char *tenant, json_t **out,
+                                             tsr_error_t *err);
 tsr_err_t tsr_identity__oidc_start(tsr_identity_t *id, const char *tenant, const char *idp_id,
                                    const char *redirect_uri, const char *returnto, char **location,
                                    char **state, tsr_error_t *err);

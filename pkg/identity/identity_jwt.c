@@ -263,11 +263,18 @@ tsr_err_t tsr_identity__jwt_mint(tsr_identity_t *id, const tsr_id__principal_t *
             json_array_append_new(roles, json_string(r->name));
         }
     }
+    /* Always present (possibly empty), capped at TSR_ID__MAX_PRINCIPAL_GROUPS ids: with the
+     * cap the token stays near 4 KiB, well inside TSR_CRYPTO_JWT_MAX_DEFAULT. */
+    json_t *groups = json_array();
+    for (size_t i = 0; i < p->n_groups && i < TSR_ID__MAX_PRINCIPAL_GROUPS; i++) {
+        json_array_append_new(groups, json_string(p->groups[i]));
+    }
     tsr_id_new(jti);
-    json_t *claims = json_pack("{ss ss ss ss so ss sI sI sI ss}", "iss", JWT_ISS, "aud", JWT_AUD,
-                               "sub", p->user_id, "tid", p->tenant_id, "roles", roles, "amr",
-                               p->auth_type, "iat", (json_int_t)now_s, "nbf", (json_int_t)now_s,
-                               "exp", (json_int_t)(now_s + id->jwt_ttl_ms / 1000), "jti", jti);
+    json_t *claims =
+        json_pack("{ss ss ss ss so so ss sI sI sI ss}", "iss", JWT_ISS, "aud", JWT_AUD, "sub",
+                  p->user_id, "tid", p->tenant_id, "roles", roles, "groups", groups, "amr",
+                  p->auth_type, "iat", (json_int_t)now_s, "nbf", (json_int_t)now_s, "exp",
+                  (json_int_t)(now_s + id->jwt_ttl_ms / 1000), "jti", jti);
     tsr_err_t rc = keyset_get(id, &ks, err);
     if (rc == TSR_OK) {
         rc = tsr_crypto_jwt_sign(ks, JWT_TYP, claims, jwt, err);

@@ -644,6 +644,33 @@ json_t *tsr_identity__idp_view(const json_t *doc, const char *base) {
     return v;
 }
 
+tsr_err_t tsr_identity__oidc_sign_in_options(tsr_identity_t *id, const char *tenant, json_t **out,
+                                             tsr_error_t *err) {
+    json_t *rows = NULL, *row, *data;
+    size_t i;
+    *out = NULL;
+    tsr_err_t rc = id->docs.list(id->docs.ud, TSR_ID__C_IDPS, tenant, NULL, NULL, NULL,
+                                 TSR_ID__OIDC_MAX_SIGN_IN_OPTIONS, &rows, err);
+    if (rc != TSR_OK) {
+        return rc;
+    }
+    data = json_array();
+    json_array_foreach(rows, i, row) {
+        const char *iid = json_string_value(json_object_get(row, "id"));
+        const char *desc = json_string_value(json_object_get(row, "description"));
+        if (iid == NULL || !json_is_true(json_object_get(row, "active"))) {
+            continue;
+        }
+        char login[96];
+        snprintf(login, sizeof login, "/api/v1/identity/oidc/%.24s/login", iid);
+        json_array_append_new(data, json_pack("{ss ss ss}", "id", iid, "name",
+                                              desc != NULL ? desc : "", "loginPath", login));
+    }
+    json_decref(rows);
+    *out = json_pack("{so}", "data", data);
+    return TSR_OK;
+}
+
 tsr_err_t tsr_identity__idp_create(tsr_identity_t *id, const char *tenant, const char *actor,
                                    json_t *body, json_t **out, tsr_error_t *err) {
     json_t *doc = NULL;

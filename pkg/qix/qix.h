@@ -47,6 +47,7 @@ enum {
     TSR_QIX_CLOSE_UNSUPPORTED = 1003, /* a binary frame */
     TSR_QIX_CLOSE_TOO_BIG = 1009,     /* a message over max_message */
     TSR_QIX_CLOSE_INTERNAL = 1011,
+    TSR_QIX_CLOSE_TRY_AGAIN = 1013,   /* the access decision could not be made (spaces busy) */
     TSR_QIX_CLOSE_TERMINATING = 4003, /* the engine is draining: clients resume elsewhere */
     TSR_QIX_CLOSE_NO_PERMISSION = 4203,
     TSR_QIX_CLOSE_APP_NOT_FOUND = 4204

@@ -387,7 +387,9 @@ static void upgraded(int fd, const char *extra, size_t extra_len, void *ud) {
     if (c->refuse_code != 0) {
         queue_close(c, c->refuse_code,
                     c->refuse_code == TSR_QIX_CLOSE_APP_NOT_FOUND ? "app not found"
-                                                                  : "no permission");
+                    : c->refuse_code == TSR_QIX_CLOSE_TRY_AGAIN
+                        ? "access check unavailable, try again later"
+                        : "no permission");
     } else if (server_draining(srv)) {
         queue_close(c, TSR_QIX_CLOSE_TERMINATING, "engine terminating");
     } else {
@@ -500,6 +502,11 @@ static tsr_err_t app_route(tsr_req_t *req, void *ud, tsr_error_t *err) {
                 c->refuse_code = TSR_QIX_CLOSE_APP_NOT_FOUND;
             } else if (rc == TSR_EFORBIDDEN) {
                 c->refuse_code = TSR_QIX_CLOSE_NO_PERMISSION;
+            } else if (rc == TSR_EUNAVAILABLE || rc == TSR_ETIMEOUT) {
+                /* Spaces is overloaded or away: fail this open at once with a code clients
+                 * show (1013 "try again later") rather than leave it waiting. */
+                tsr_log_warn(NULL, "qix: access decision for app %s failed: %s", app, cerr.msg);
+                c->refuse_code = TSR_QIX_CLOSE_TRY_AGAIN;
             } else if (rc != TSR_OK) {
                 conn_free(c);
                 return tsr_error_set(err, rc, "%s", cerr.msg);

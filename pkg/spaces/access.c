@@ -2,8 +2,11 @@
  * pkg/spaces access decisions: the role → action table (README.md), which roles each space
  * type accepts, and the caller's actions on spaces and items. Owner and TenantAdmin hold every
  * action; items in a personal space belong to their owner alone; a published app is locked
- * against editing. Decisions are cached per request (one space read + one assignment read).
+ * against editing. A caller's roles in a space are its own assignment's united with those of
+ * its groups (X-Tsr-Groups). Decisions are cached per request (one space read, one assignment
+ * read, and for a caller with groups one read of the space's group assignments).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "spaces_int.h"
@@ -117,6 +120,52 @@ json_t *tsr_sp__actions_json(unsigned actions) {
 
 /* ---- the caller's standing ------------------------------------------------------------------ */
 
+static void role_bits(const json_t *roles, unsigned *set) {
+    size_t i;
+    json_t *r;
+    json_array_foreach(roles, i, r) {
+        int k = role_index(json_string_value(r));
+        if (k >= 0) {
+            *set |= 1u << k;
+        }
+    }
+}
+
+/* The roles the caller's groups hold in space_id, ORed into *set. One query over the space's
+ * group assignments (paged), matched against the caller's groups in memory: a space has few
+ * group assignments, a caller up to TSR_SP__MAX_GROUPS groups. */
+static tsr_err_t group_roles(tsr_sp__ctx_t *c, const char *space_id, unsigned *set,
+                             tsr_error_t *err) {
+    json_t *sid = json_string(space_id), *type = json_string("group");
+    tsr_store_filter_t f[2] = {{"spaceId", TSR_STORE_EQ, sid}, {"type", TSR_STORE_EQ, type}};
+    tsr_store_query_t q = {.filters = f, .n_filters = 2, .limit = TSR_STORE_LIST_MAX};
+    tsr_err_t rc = TSR_OK;
+    char *cursor = NULL;
+    do {
+        tsr_store_page_t page = {0};
+        q.cursor = cursor;
+        rc = tsr_store_doc_list(c->s->store, c->tenant, TSR_SP__C_ASSIGN, &q, &page, err);
+        free(cursor);
+        cursor = NULL;
+        if (rc != TSR_OK) {
+            break;
+        }
+        size_t i;
+        json_t *d;
+        json_array_foreach(page.items, i, d) {
+            if (tsr_sp__in_groups(c, json_string_value(json_object_get(d, "assigneeId")))) {
+                role_bits(json_object_get(d, "roles"), set);
+            }
+        }
+        cursor = page.next_cursor;
+        page.next_cursor = NULL;
+        tsr_store_page_cleanup(&page);
+    } while (cursor != NULL);
+    json_decref(sid);
+    json_decref(type);
+    return rc;
+}
+
 tsr_err_t tsr_sp__acl_space(tsr_sp__ctx_t *c, const char *space_id, const tsr_sp__acl_entry_t **out,
                             tsr_error_t *err) {
     static const tsr_sp__acl_entry_t MISSING = {.found = false};
@@ -147,8 +196,8 @@ tsr_err_t tsr_sp__acl_space(tsr_sp__ctx_t *c, const char *space_id, const tsr_sp
     snprintf(e.type, sizeof e.type, "%s", json_string_value(json_object_get(space, "type")));
     const char *owner = json_string_value(json_object_get(space, "ownerId"));
     e.owner = owner != NULL && strcmp(owner, c->user) == 0;
-    /* The caller's own assignment, by its unique key. Group assignments need the caller's
-     * groups in the platform token (not carried yet). */
+    /* The caller's own assignment, by its unique key, united with its groups' (X-Tsr-Groups:
+     * ids of this tenant's groups, so another tenant's group id matches nothing here). */
     key = json_string(tsr_arena_printf(tsr_req_arena(c->req), "%s:user:%s", space_id, c->user));
     tsr_store_filter_t f = {.field = "key", .op = TSR_STORE_EQ, .value = key};
     tsr_store_query_t q = {.filters = &f, .n_filters = 1, .limit = 1};
@@ -156,14 +205,9 @@ tsr_err_t tsr_sp__acl_space(tsr_sp__ctx_t *c, const char *space_id, const tsr_sp
     if (rc != TSR_OK) {
         goto out;
     }
-    json_t *roles = json_object_get(json_array_get(page.items, 0), "roles");
-    size_t i;
-    json_t *r;
-    json_array_foreach(roles, i, r) {
-        int k = role_index(json_string_value(r));
-        if (k >= 0) {
-            e.role_set |= 1u << k;
-        }
+    role_bits(json_object_get(json_array_get(page.items, 0), "roles"), &e.role_set);
+    if (c->n_groups > 0 && (rc = group_roles(c, space_id, &e.role_set, err)) != TSR_OK) {
+        goto out;
     }
 remember:
     if (c->n_acl < TSR_SP__ACL_CACHE) {
@@ -316,12 +360,5 @@ void tsr_sp__acl_fill(const tsr_sp__ctx_t *c, const json_t *space, const json_t 
     snprintf(e->type, sizeof e->type, "%s", json_string_value(json_object_get(space, "type")));
     const char *owner = json_string_value(json_object_get(space, "ownerId"));
     e->owner = owner != NULL && strcmp(owner, c->user) == 0;
-    size_t i;
-    json_t *r;
-    json_array_foreach(roles, i, r) {
-        int k = role_index(json_string_value(r));
-        if (k >= 0) {
-            e->role_set |= 1u << k;
-        }
-    }
+    role_bits(roles, &e->role_set);
 }

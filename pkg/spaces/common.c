@@ -46,7 +46,36 @@ tsr_err_t tsr_sp__ctx_init(tsr_sp__ctx_t *c, tsr_spaces_t *s, tsr_req_t *req, ts
         return tsr_error_set(err, TSR_EUNAUTHENTICATED, "authentication required");
     }
     c->admin = tsr_sp__csv_has(tsr_req_header(req, "x-tsr-roles"), "TenantAdmin");
+    /* X-Tsr-Groups comes from identity through the ingress (client values overwritten): ids
+     * of the caller's groups in this tenant. Anything not shaped like an id is skipped; ids
+     * past the cap are ignored, as identity never sends more. */
+    c->groups = NULL;
+    c->n_groups = 0;
+    const char *gh = tsr_req_header(req, "x-tsr-groups");
+    if (gh != NULL && gh[0] != '\0') {
+        tsr_arena_t *a = tsr_req_arena(req);
+        tsr_str_t rest = tsr_str(gh), tok;
+        c->groups = tsr_arena_alloc(a, TSR_SP__MAX_GROUPS * sizeof *c->groups);
+        while (c->n_groups < TSR_SP__MAX_GROUPS && tsr_str_next_tok(&rest, ',', &tok)) {
+            tok = tsr_str_trim(tok);
+            if (tok.n == 24) {
+                char *g = tsr_arena_strndup(a, tok.p, tok.n);
+                if (tsr_sp__is_id(g)) {
+                    c->groups[c->n_groups++] = g;
+                }
+            }
+        }
+    }
     return TSR_OK;
+}
+
+bool tsr_sp__in_groups(const tsr_sp__ctx_t *c, const char *g) {
+    for (size_t i = 0; g != NULL && i < c->n_groups; i++) {
+        if (strcmp(c->groups[i], g) == 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* ---- small helpers -------------------------------------------------------------------------- */

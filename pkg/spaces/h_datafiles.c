@@ -1,39 +1,109 @@
 /*
  * pkg/spaces HTTP handlers for data files (/api/v1/data-files): multipart upload (part "File"
  * with the bytes, part "Json" with {name, connectionId|spaceId, appId}), re-upload, metadata,
- * download, list and delete. The bytes go to pkg/blob under `<tenant>/datafile/<id>/<version>`
- * in bounded chunks, capped at the service's limit; the record is an item (resourceType
- * "datafile") whose name is unique per space. A space's DataFiles connection id is the space
- * id ("personal" for the personal space), so that the load script's lib://DataFiles/<name>
- * resolves by (space, name).
+ * download, list and delete. Nothing holds a whole file in memory: pkg/httpd streams the
+ * upload's body to a temporary file (an upload route, capped at the data-file limit plus the
+ * multipart framing), the parts are found by scanning that file in bounded windows, and the
+ * File part goes from it to pkg/blob under `<tenant>/datafile/<id>/<version>` in chunks,
+ * sealed as a stream; a download opens the stream in chunks into an unlinked temporary file
+ * that libmicrohttpd then sends (so the whole stream verified before the first byte goes out).
+ * The record is an item (resourceType "datafile") whose name is unique per space. A space's
+ * DataFiles connection id is the space id ("personal" for the personal space), so that the
+ * load script's lib://DataFiles/<name> resolves by (space, name).
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "spaces_int.h"
 
-#define CHUNK (64 * 1024) /* bytes handed to the blob writer per call */
+#define CHUNK (64 * 1024)   /* plaintext bytes per sealed segment */
+#define WINDOW (256 * 1024) /* bytes of the body file read at a time (scan, copy) */
+#define HEAD_MAX 8192       /* bytes of one part's headers */
+#define JSON_PART_MAX 65536 /* bytes of the Json part */
+#define MAX_PARTS 8         /* named parts one upload may have */
 
-/* ---- multipart/form-data -------------------------------------------------------------------- */
+/* ---- multipart/form-data, read from the body's temporary file --------------------------- */
 
 typedef struct {
     const char *name;     /* form field name (arena) */
     const char *filename; /* or NULL (arena) */
-    const char *data;     /* borrowed from the body */
-    size_t len;           /* bytes */
+    uint64_t off;         /* where the part's bytes start in the body file */
+    uint64_t len;         /* bytes */
 } part_t;
+
+/* The request body as an open file and a window buffer to read it through. */
+typedef struct {
+    int fd;
+    uint64_t size;
+    char *win; /* WINDOW bytes, owned */
+} body_t;
 
 static const char *find(const char *hay, size_t n, const char *needle, size_t m) {
     if (m == 0 || n < m) {
         return NULL;
     }
-    for (size_t i = 0; i + m <= n; i++) {
-        if (hay[i] == needle[0] && memcmp(hay + i, needle, m) == 0) {
-            return hay + i;
+    const char *p = hay, *last = hay + (n - m);
+    while (p <= last) {
+        p = memchr(p, needle[0], (size_t)(last - p) + 1);
+        if (p == NULL) {
+            return NULL;
         }
+        if (memcmp(p, needle, m) == 0) {
+            return p;
+        }
+        p++;
     }
     return NULL;
+}
+
+/* Read up to n bytes at off (fewer only at the end of the file) into p; *got the count. */
+static tsr_err_t body_pread(const body_t *b, uint64_t off, void *p, size_t n, size_t *got,
+                            tsr_error_t *err) {
+    *got = 0;
+    while (*got < n) {
+        ssize_t r = pread(b->fd, (char *)p + *got, n - *got, (off_t)(off + *got));
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            return tsr_error_set(err, TSR_EIO, "reading the uploaded body: %s", strerror(errno));
+        }
+        if (r == 0) {
+            break;
+        }
+        *got += (size_t)r;
+    }
+    return TSR_OK;
+}
+
+/* The first position >= from where needle (m bytes, at most a few hundred) starts;
+ * UINT64_MAX when it does not occur. Windows overlap by m - 1 bytes so that a needle across
+ * two windows is found. */
+static tsr_err_t body_find(const body_t *b, uint64_t from, const char *needle, size_t m,
+                           uint64_t *pos, tsr_error_t *err) {
+    *pos = UINT64_MAX;
+    for (uint64_t off = from; off + m <= b->size;) {
+        size_t want = b->size - off < WINDOW ? (size_t)(b->size - off) : WINDOW, got = 0;
+        tsr_err_t rc = body_pread(b, off, b->win, want, &got, err);
+        if (rc != TSR_OK) {
+            return rc;
+        }
+        if (got < m) {
+            break; /* the file shrank under us: treat as not found */
+        }
+        const char *hit = find(b->win, got, needle, m);
+        if (hit != NULL) {
+            *pos = off + (uint64_t)(hit - b->win);
+            return TSR_OK;
+        }
+        off += got - (m - 1);
+    }
+    return TSR_OK;
 }
 
 /* Value of param (e.g. name="x") inside one header line [p, end); arena copy or NULL. */
@@ -61,43 +131,53 @@ static const char *header_param(tsr_req_t *req, const char *p, const char *end, 
     return NULL;
 }
 
-/* Split the body into at most max parts. TSR_EUNSUPPORTEDMEDIA when not multipart,
- * TSR_EINVAL when malformed. */
-static tsr_err_t multipart_parse(tsr_req_t *req, part_t *parts, size_t max, size_t *n,
-                                 tsr_error_t *err) {
+/* Split the body file into at most max parts (their offsets; nothing of the data is read).
+ * TSR_EUNSUPPORTEDMEDIA when not multipart, TSR_EINVAL when malformed. */
+static tsr_err_t multipart_parse(tsr_req_t *req, const body_t *b, part_t *parts, size_t max,
+                                 size_t *n, tsr_error_t *err) {
     const char *ct = tsr_req_header(req, "content-type");
-    size_t len = 0;
-    const char *body = tsr_req_body(req, &len);
     *n = 0;
     if (ct == NULL || strncmp(ct, "multipart/form-data", 19) != 0) {
         return tsr_error_set(err, TSR_EUNSUPPORTEDMEDIA, "expected multipart/form-data");
     }
-    const char *b = header_param(req, ct, ct + strlen(ct), "boundary");
-    if (b == NULL || b[0] == '\0' || strlen(b) > 70) {
+    const char *bd = header_param(req, ct, ct + strlen(ct), "boundary");
+    if (bd == NULL || bd[0] == '\0' || strlen(bd) > 70) {
         return tsr_error_set(err, TSR_EINVAL, "multipart boundary missing or too long");
     }
-    const char *delim = tsr_arena_printf(tsr_req_arena(req), "--%s", b);
-    const char *sep = tsr_arena_printf(tsr_req_arena(req), "\r\n--%s", b);
-    size_t dl = strlen(delim), sl = strlen(sep);
-    const char *p = find(body, len, delim, dl), *end = body + len;
-    if (p == NULL) {
+    const char *delim = tsr_arena_printf(tsr_req_arena(req), "--%s", bd);
+    const char *sep = tsr_arena_printf(tsr_req_arena(req), "\r\n--%s", bd);
+    size_t dl = strlen(delim), sl = strlen(sep), got = 0;
+    uint64_t p = 0, next = 0;
+    tsr_err_t rc = body_find(b, 0, delim, dl, &p, err);
+    if (rc != TSR_OK) {
+        return rc;
+    }
+    if (p == UINT64_MAX) {
         return tsr_error_set(err, TSR_EINVAL, "multipart body without its boundary");
     }
     p += dl;
     for (;;) {
-        if (end - p >= 2 && p[0] == '-' && p[1] == '-') {
+        char two[2];
+        if ((rc = body_pread(b, p, two, 2, &got, err)) != TSR_OK) {
+            return rc;
+        }
+        if (got == 2 && two[0] == '-' && two[1] == '-') {
             return TSR_OK; /* the closing delimiter */
         }
-        if (end - p < 2 || p[0] != '\r' || p[1] != '\n') {
+        if (got < 2 || two[0] != '\r' || two[1] != '\n') {
             return tsr_error_set(err, TSR_EINVAL, "malformed multipart delimiter");
         }
         p += 2;
-        const char *hend = find(p, (size_t)(end - p), "\r\n\r\n", 4);
-        if (hend == NULL || hend - p > 8192) {
+        /* The part's headers: at most HEAD_MAX bytes before the blank line. */
+        if ((rc = body_pread(b, p, b->win, HEAD_MAX + 4, &got, err)) != TSR_OK) {
+            return rc;
+        }
+        const char *head = b->win, *hend = find(head, got, "\r\n\r\n", 4);
+        if (hend == NULL || hend - head > HEAD_MAX) {
             return tsr_error_set(err, TSR_EINVAL, "malformed multipart part headers");
         }
         part_t part = {0};
-        for (const char *line = p; line < hend;) {
+        for (const char *line = head; line < hend;) {
             const char *le = find(line, (size_t)(hend - line), "\r\n", 2);
             if (le == NULL) {
                 le = hend;
@@ -108,13 +188,15 @@ static tsr_err_t multipart_parse(tsr_req_t *req, part_t *parts, size_t max, size
             }
             line = le + 2;
         }
-        const char *data = hend + 4;
-        const char *next = find(data, (size_t)(end - data), sep, sl);
-        if (next == NULL) {
+        uint64_t data = p + (uint64_t)(hend - head) + 4;
+        if ((rc = body_find(b, data, sep, sl, &next, err)) != TSR_OK) {
+            return rc;
+        }
+        if (next == UINT64_MAX) {
             return tsr_error_set(err, TSR_EINVAL, "multipart part without a closing boundary");
         }
-        part.data = data;
-        part.len = (size_t)(next - data);
+        part.off = data;
+        part.len = next - data;
         if (part.name != NULL) {
             if (*n == max) {
                 return tsr_error_set(err, TSR_EINVAL, "too many multipart parts");
@@ -176,11 +258,12 @@ static tsr_err_t to_writer(void *ctx, const void *p, size_t n) {
     return tsr_blob_writer_write(ctx, p, n, &err);
 }
 
-/* Write p[0..n) to the blob of (id, version) in chunks, sealed under the tenant's current DEK
- * (a stream bound to tenant, "datafile", id and version) when the service has a KEK. *sealed
- * tells which. Nothing is visible unless everything was written. */
-static tsr_err_t blob_write(tsr_sp__ctx_t *c, const char *id, int64_t version, const char *p,
-                            size_t n, bool *sealed, tsr_error_t *err) {
+/* Copy the body file's bytes [off, off + n) to the blob of (id, version) a window at a time,
+ * sealed under the tenant's current DEK (a stream bound to tenant, "datafile", id and version)
+ * when the service has a KEK. *sealed tells which. Nothing is visible unless everything was
+ * written. */
+static tsr_err_t blob_write(tsr_sp__ctx_t *c, const char *id, int64_t version, const body_t *b,
+                            uint64_t off, uint64_t n, bool *sealed, tsr_error_t *err) {
     char key[TSR_BLOB_KEY_MAX + 1];
     tsr_blob_writer_t *w = NULL;
     tsr_sealer_t *sl = NULL;
@@ -202,10 +285,18 @@ static tsr_err_t blob_write(tsr_sp__ctx_t *c, const char *id, int64_t version, c
             rc = tsr_crypto_sealer_create(kr, &ad, CHUNK, to_writer, w, &sl, err);
         }
     }
-    for (size_t off = 0; rc == TSR_OK && off < n; off += CHUNK) {
-        size_t k = n - off < CHUNK ? n - off : CHUNK;
-        rc = sl != NULL ? tsr_crypto_sealer_push(sl, p + off, k, err)
-                        : tsr_blob_writer_write(w, p + off, k, err);
+    for (uint64_t done = 0; rc == TSR_OK && done < n;) {
+        size_t want = n - done < WINDOW ? (size_t)(n - done) : WINDOW, got = 0;
+        if ((rc = body_pread(b, off + done, b->win, want, &got, err)) != TSR_OK) {
+            break;
+        }
+        if (got < want) {
+            rc = tsr_error_set(err, TSR_EIO, "the uploaded body is shorter than its parts");
+            break;
+        }
+        rc = sl != NULL ? tsr_crypto_sealer_push(sl, b->win, got, err)
+                        : tsr_blob_writer_write(w, b->win, got, err);
+        done += got;
     }
     if (rc == TSR_OK && sl != NULL) {
         rc = tsr_crypto_sealer_finish(sl, err);
@@ -218,15 +309,19 @@ static tsr_err_t blob_write(tsr_sp__ctx_t *c, const char *id, int64_t version, c
     return rc;
 }
 
+/* Where a data file's plaintext goes: sink(ctx, p, n); a non-OK return stops the read with
+ * that code (TSR_ETOOBIG past the caller's cap). */
+typedef tsr_err_t (*sink_fn)(void *ctx, const void *p, size_t n);
+
 static tsr_err_t to_buf(void *ctx, const void *p, size_t n) {
     return tsr_buf_append(ctx, p, n);
 }
 
-/* Read the content of a data file (doc) into out (capped at the service's limit), opening the
- * sealed stream when the record says so. Plaintext reaches the caller only once the whole
- * stream verified. */
-static tsr_err_t file_read_once(tsr_sp__ctx_t *c, const json_t *doc, bool reload, tsr_buf_t *out,
-                                tsr_error_t *err) {
+/* Read the content of a data file (doc) into sink, opening the sealed stream when the record
+ * says so. Each segment reaches the sink once its tag verified; only a TSR_OK return means the
+ * whole stream did (a caller answers nothing of a failed read). */
+static tsr_err_t file_read_once(tsr_sp__ctx_t *c, const json_t *doc, bool reload, sink_fn sink,
+                                void *ctx, tsr_error_t *err) {
     char key[TSR_BLOB_KEY_MAX + 1];
     tsr_blob_reader_t *r = NULL;
     tsr_opener_t *op = NULL;
@@ -235,7 +330,6 @@ static tsr_err_t file_read_once(tsr_sp__ctx_t *c, const json_t *doc, bool reload
     int64_t version = json_integer_value(json_object_get(doc, "blobVersion"));
     bool sealed = json_is_true(json_object_get(doc, "sealed"));
     tsr_err_t rc = TSR_OK;
-    tsr_buf_reset(out);
     if (blob_key(c, id, version, key, sizeof key, err) == NULL) {
         return err != NULL ? err->code : TSR_EINVAL;
     }
@@ -247,17 +341,20 @@ static tsr_err_t file_read_once(tsr_sp__ctx_t *c, const json_t *doc, bool reload
         if (c->s->kek == NULL) {
             rc = tsr_error_set(err, TSR_EUNAVAILABLE, "sealed data file but no KEK configured");
         } else if ((rc = tsr_sp__keyring(c->s, c->tenant, reload, &kr, err)) == TSR_OK) {
-            rc = tsr_crypto_opener_create(kr, &ad, to_buf, out, &op, err);
+            rc = tsr_crypto_opener_create(kr, &ad, sink, ctx, &op, err);
         }
     }
+    char *chunk = rc == TSR_OK ? tsr_xmalloc(CHUNK) : NULL;
     while (rc == TSR_OK) {
-        char chunk[CHUNK];
         size_t got = 0;
-        if ((rc = tsr_blob_reader_read(r, chunk, sizeof chunk, &got, err)) != TSR_OK || got == 0) {
+        if ((rc = tsr_blob_reader_read(r, chunk, CHUNK, &got, err)) != TSR_OK || got == 0) {
             break;
         }
-        rc = op != NULL ? tsr_crypto_opener_push(op, chunk, got, err)
-                        : tsr_buf_append(out, chunk, got);
+        if (op != NULL) {
+            rc = tsr_crypto_opener_push(op, chunk, got, err);
+        } else if ((rc = sink(ctx, chunk, got)) != TSR_OK) {
+            rc = tsr_error_set(err, rc, "data file output failed");
+        }
         if (rc == TSR_ETOOBIG) {
             rc = tsr_error_set(err, TSR_EINTERNAL, "stored data file exceeds the size limit");
         }
@@ -265,22 +362,85 @@ static tsr_err_t file_read_once(tsr_sp__ctx_t *c, const json_t *doc, bool reload
     if (rc == TSR_OK && op != NULL) {
         rc = tsr_crypto_opener_finish(op, err);
     }
+    free(chunk);
     tsr_crypto_opener_destroy(op);
     tsr_blob_reader_destroy(r);
+    return rc;
+}
+
+tsr_err_t tsr_sp__file_read(tsr_sp__ctx_t *c, const json_t *doc, tsr_buf_t *out, tsr_error_t *err) {
+    tsr_buf_reset(out);
+    tsr_err_t rc = file_read_once(c, doc, false, to_buf, out, err);
+    if (rc == TSR_ENOTFOUND && json_is_true(json_object_get(doc, "sealed"))) {
+        /* A key version this process has not loaded yet (rotated elsewhere), or the blob
+         * is really gone: reload the keyring once and try again. */
+        tsr_buf_reset(out);
+        rc = file_read_once(c, doc, true, to_buf, out, err);
+    }
     if (rc != TSR_OK) {
         tsr_buf_reset(out);
     }
     return rc;
 }
 
-tsr_err_t tsr_sp__file_read(tsr_sp__ctx_t *c, const json_t *doc, tsr_buf_t *out, tsr_error_t *err) {
-    tsr_err_t rc = file_read_once(c, doc, false, out, err);
+/* A data file's plaintext on its way to an unlinked temporary file, capped. */
+typedef struct {
+    int fd;
+    uint64_t n, max;
+} fd_sink_t;
+
+static tsr_err_t to_fd(void *ctx, const void *p, size_t n) {
+    fd_sink_t *s = ctx;
+    if (s->n + n > s->max) {
+        return TSR_ETOOBIG;
+    }
+    while (n > 0) {
+        ssize_t w = write(s->fd, p, n);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            return TSR_EIO;
+        }
+        p = (const char *)p + w;
+        n -= (size_t)w;
+        s->n += (uint64_t)w;
+    }
+    return TSR_OK;
+}
+
+/* The verified plaintext of a data file (doc) in a new temporary file (mode 0600, unlinked at
+ * once: only the descriptor reaches it) of *size bytes, at most the data-file limit. *fd is
+ * returned-owned (close, or hand it to tsr_req_reply_fd). */
+static tsr_err_t file_read_fd(tsr_sp__ctx_t *c, const json_t *doc, int *fd, uint64_t *size,
+                              tsr_error_t *err) {
+    *fd = -1;
+    *size = 0;
+    char *path = tsr_arena_printf(tsr_req_arena(c->req), "%s/datafile.XXXXXX", c->s->upload_dir);
+    fd_sink_t s = {.fd = mkstemp(path), .max = c->s->datafile_max};
+    if (s.fd < 0) {
+        return tsr_error_set(err, TSR_EIO, "cannot create a temporary file in %s: %s",
+                             c->s->upload_dir, strerror(errno));
+    }
+    (void)unlink(path);
+    tsr_err_t rc = file_read_once(c, doc, false, to_fd, &s, err);
     if (rc == TSR_ENOTFOUND && json_is_true(json_object_get(doc, "sealed"))) {
         /* A key version this process has not loaded yet (rotated elsewhere), or the blob
          * is really gone: reload the keyring once and try again. */
-        rc = file_read_once(c, doc, true, out, err);
+        if (ftruncate(s.fd, 0) != 0 || lseek(s.fd, 0, SEEK_SET) != 0) {
+            rc = tsr_error_set(err, TSR_EIO, "cannot reset a temporary file: %s", strerror(errno));
+        } else {
+            s.n = 0;
+            rc = file_read_once(c, doc, true, to_fd, &s, err);
+        }
     }
-    return rc;
+    if (rc != TSR_OK) {
+        close(s.fd);
+        return rc;
+    }
+    *fd = s.fd;
+    *size = s.n;
+    return TSR_OK;
 }
 
 static void blob_drop(tsr_sp__ctx_t *c, const char *id, int64_t version) {
@@ -296,9 +456,10 @@ static void blob_drop(tsr_sp__ctx_t *c, const char *id, int64_t version) {
     }
 }
 
-/* The upload's parts: bytes, and the Json part's fields. */
+/* The upload: its body file, the File part's place in it, and the Json part's fields. */
 typedef struct {
-    const part_t *file;
+    body_t body;  /* fd -1 until opened */
+    part_t file;  /* the File part */
     json_t *meta; /* owned; {} when there is no Json part */
     const char *name;
     const char *space;
@@ -306,29 +467,55 @@ typedef struct {
     const char *app;
 } upload_t;
 
-static tsr_err_t upload_parse(tsr_sp__ctx_t *c, upload_t *u, part_t *parts, size_t max,
-                              tsr_error_t *err) {
-    size_t n = 0;
-    json_error_t je;
+static void upload_cleanup(upload_t *u) {
+    if (u->body.fd >= 0) {
+        close(u->body.fd);
+    }
+    free(u->body.win);
+    json_decref(u->meta);
     memset(u, 0, sizeof *u);
-    tsr_err_t rc = multipart_parse(c->req, parts, max, &n, err);
+    u->body.fd = -1;
+}
+
+/* Open the request's body file (the upload route wrote it) and find the parts. */
+static tsr_err_t upload_parse(tsr_sp__ctx_t *c, upload_t *u, tsr_error_t *err) {
+    part_t parts[MAX_PARTS];
+    size_t n = 0, got = 0;
+    json_error_t je;
+    uint64_t size = 0;
+    const char *path = tsr_req_body_file(c->req, &size);
+    if (path == NULL) {
+        return tsr_error_set(err, TSR_EIO, "the upload could not be stored for processing");
+    }
+    /* O_NOFOLLOW: httpd made the file itself (mkstemp); nothing else is expected there. */
+    u->body.fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (u->body.fd < 0) {
+        return tsr_error_set(err, TSR_EIO, "cannot open the uploaded body: %s", strerror(errno));
+    }
+    u->body.size = size;
+    u->body.win = tsr_xmalloc(WINDOW);
+    tsr_err_t rc = multipart_parse(c->req, &u->body, parts, MAX_PARTS, &n, err);
     if (rc != TSR_OK) {
         return rc;
     }
-    u->file = part_get(parts, n, "File");
-    const part_t *j = part_get(parts, n, "Json");
-    if (u->file == NULL) {
+    const part_t *f = part_get(parts, n, "File"), *j = part_get(parts, n, "Json");
+    if (f == NULL) {
         return tsr_error_set(err, TSR_EINVAL, "the multipart part 'File' is required");
     }
-    if ((uint64_t)u->file->len > c->s->datafile_max) {
+    u->file = *f;
+    if (u->file.len > c->s->datafile_max) {
         return tsr_error_set(err, TSR_ETOOBIG, "data files are limited to %llu bytes",
                              (unsigned long long)c->s->datafile_max);
     }
     if (j != NULL) {
-        if (j->len > 65536) {
+        if (j->len > JSON_PART_MAX) {
             return tsr_error_set(err, TSR_ETOOBIG, "the Json part is too large");
         }
-        u->meta = json_loadb(j->data, j->len, JSON_REJECT_DUPLICATES, &je);
+        char *text = tsr_arena_alloc(tsr_req_arena(c->req), (size_t)j->len + 1);
+        if ((rc = body_pread(&u->body, j->off, text, (size_t)j->len, &got, err)) != TSR_OK) {
+            return rc;
+        }
+        u->meta = got == j->len ? json_loadb(text, got, JSON_REJECT_DUPLICATES, &je) : NULL;
         if (!json_is_object(u->meta)) {
             return tsr_error_set(err, TSR_EINVAL, "the Json part is not a JSON object");
         }
@@ -340,7 +527,7 @@ static tsr_err_t upload_parse(tsr_sp__ctx_t *c, upload_t *u, part_t *parts, size
         return rc;
     }
     if (u->name == NULL) {
-        u->name = u->file->filename;
+        u->name = u->file.filename;
     }
     const char *sp = NULL, *conn = NULL;
     if ((rc = tsr_sp__str(u->meta, "spaceId", false, TSR_STORE_ID_MAX, &sp, err)) != TSR_OK ||
@@ -367,15 +554,14 @@ static tsr_err_t upload_parse(tsr_sp__ctx_t *c, upload_t *u, part_t *parts, size
 
 tsr_err_t tsr_sp__h_df_upload(tsr_req_t *req, void *ud, tsr_error_t *err) {
     tsr_sp__ctx_t c;
-    part_t parts[8];
-    upload_t u = {0};
+    upload_t u = {.body.fd = -1};
     json_t *doc = NULL, *stored = NULL;
     tsr_sp__event_t ev = {0};
     char id[25];
     bool blob_written = false;
     tsr_err_t rc;
     if ((rc = tsr_sp__ctx_init(&c, ud, req, err)) != TSR_OK ||
-        (rc = upload_parse(&c, &u, parts, 8, err)) != TSR_OK ||
+        (rc = upload_parse(&c, &u, err)) != TSR_OK ||
         (rc = tsr_sp__can_create_in(&c, u.space, err)) != TSR_OK) {
         goto out;
     }
@@ -389,7 +575,7 @@ tsr_err_t tsr_sp__h_df_upload(tsr_req_t *req, void *ud, tsr_error_t *err) {
     doc =
         json_pack("{ss ss ss ss ss ss ss sI sI ss ss ss ss ss}", "resourceType", "datafile", "name",
                   u.name, "nameKey", tsr_sp__lower(req, u.name), "description", "", "fileKey",
-                  file_key, "scope", scope, "ownerId", c.user, "size", (json_int_t)u.file->len,
+                  file_key, "scope", scope, "ownerId", c.user, "size", (json_int_t)u.file.len,
                   "blobVersion", (json_int_t)1, "contentType", "application/octet-stream",
                   "createdAt", now, "createdBy", c.user, "updatedAt", now, "updatedBy", c.user);
     if (u.space != NULL) {
@@ -399,7 +585,7 @@ tsr_err_t tsr_sp__h_df_upload(tsr_req_t *req, void *ud, tsr_error_t *err) {
         json_object_set_new(doc, "appId", json_string(u.app));
     }
     bool sealed = false;
-    if ((rc = blob_write(&c, id, 1, u.file->data, u.file->len, &sealed, err)) != TSR_OK) {
+    if ((rc = blob_write(&c, id, 1, &u.body, u.file.off, u.file.len, &sealed, err)) != TSR_OK) {
         goto out;
     }
     blob_written = true;
@@ -407,7 +593,7 @@ tsr_err_t tsr_sp__h_df_upload(tsr_req_t *req, void *ud, tsr_error_t *err) {
     if ((rc = tsr_sp__event_make(&c, TSR_SP__T_APPS, "datafile", "created", id,
                                  json_pack("{ss ss ss? ss sI}", "id", id, "name", u.name, "spaceId",
                                            u.space, "ownerId", c.user, "size",
-                                           (json_int_t)u.file->len),
+                                           (json_int_t)u.file.len),
                                  &ev, err)) != TSR_OK) {
         goto out;
     }
@@ -426,7 +612,7 @@ out:
         blob_drop(&c, id, 1);
     }
     tsr_sp__event_cleanup(&ev);
-    json_decref(u.meta);
+    upload_cleanup(&u);
     json_decref(doc);
     json_decref(stored);
     return rc;
@@ -444,8 +630,7 @@ static tsr_err_t df_load(tsr_sp__ctx_t *c, json_t **doc, unsigned *a, tsr_error_
 
 tsr_err_t tsr_sp__h_df_reupload(tsr_req_t *req, void *ud, tsr_error_t *err) {
     tsr_sp__ctx_t c;
-    part_t parts[8];
-    upload_t u = {0};
+    upload_t u = {.body.fd = -1};
     json_t *doc = NULL, *patch = NULL, *stored = NULL;
     tsr_sp__event_t ev = {0};
     unsigned a = 0;
@@ -455,7 +640,7 @@ tsr_err_t tsr_sp__h_df_reupload(tsr_req_t *req, void *ud, tsr_error_t *err) {
     if ((rc = tsr_sp__ctx_init(&c, ud, req, err)) != TSR_OK ||
         (rc = df_load(&c, &doc, &a, err)) != TSR_OK ||
         (rc = tsr_sp__require(a, TSR_SPACES_EDIT, "data file", err)) != TSR_OK ||
-        (rc = upload_parse(&c, &u, parts, 8, err)) != TSR_OK) {
+        (rc = upload_parse(&c, &u, err)) != TSR_OK) {
         goto out;
     }
     const char *id = json_string_value(json_object_get(doc, "id"));
@@ -476,17 +661,17 @@ tsr_err_t tsr_sp__h_df_reupload(tsr_req_t *req, void *ud, tsr_error_t *err) {
                       tsr_sp__lower(req, u.name), "fileKey",
                       tsr_arena_printf(tsr_req_arena(req), "%s/%s/%s", scope,
                                        space != NULL ? "" : owner, tsr_sp__lower(req, u.name)),
-                      "size", (json_int_t)u.file->len, "blobVersion", (json_int_t)ver, "updatedAt",
+                      "size", (json_int_t)u.file.len, "blobVersion", (json_int_t)ver, "updatedAt",
                       tsr_sp__now(req), "updatedBy", c.user);
     bool sealed = false;
-    if ((rc = blob_write(&c, id, ver, u.file->data, u.file->len, &sealed, err)) != TSR_OK) {
+    if ((rc = blob_write(&c, id, ver, &u.body, u.file.off, u.file.len, &sealed, err)) != TSR_OK) {
         goto out;
     }
     blob_written = true;
     json_object_set_new(patch, "sealed", json_boolean(sealed));
     if ((rc = tsr_sp__event_make(&c, TSR_SP__T_APPS, "datafile", "updated", id,
                                  json_pack("{ss ss ss? sI}", "id", id, "name", u.name, "spaceId",
-                                           space, "size", (json_int_t)u.file->len),
+                                           space, "size", (json_int_t)u.file.len),
                                  &ev, err)) != TSR_OK) {
         goto out;
     }
@@ -506,7 +691,7 @@ out:
         blob_drop(&c, json_string_value(json_object_get(doc, "id")), ver);
     }
     tsr_sp__event_cleanup(&ev);
-    json_decref(u.meta);
+    upload_cleanup(&u);
     json_decref(doc);
     json_decref(patch);
     json_decref(stored);
@@ -526,8 +711,15 @@ tsr_err_t tsr_sp__h_df_get(tsr_req_t *req, void *ud, tsr_error_t *err) {
     return rc;
 }
 
-/* Answer with the file's bytes as an attachment. */
-static void reply_file(tsr_sp__ctx_t *c, const json_t *doc, const tsr_buf_t *buf) {
+/* Answer with the file's verified plaintext as an attachment, streamed from a temporary file
+ * by the server. */
+static tsr_err_t reply_file(tsr_sp__ctx_t *c, const json_t *doc, tsr_error_t *err) {
+    int fd = -1;
+    uint64_t size = 0;
+    tsr_err_t rc = file_read_fd(c, doc, &fd, &size, err);
+    if (rc != TSR_OK) {
+        return rc;
+    }
     /* The file name goes into a quoted header value: keep it to safe characters. */
     const char *name = json_string_value(json_object_get(doc, "name"));
     const char *base = strrchr(name, '/') != NULL ? strrchr(name, '/') + 1 : name;
@@ -540,25 +732,24 @@ static void reply_file(tsr_sp__ctx_t *c, const json_t *doc, const tsr_buf_t *buf
     tsr_req_add_header(
         c->req, "Content-Disposition",
         tsr_arena_printf(tsr_req_arena(c->req), "attachment; filename=\"%s\"", safe));
-    tsr_req_reply_bytes(c->req, 200, "application/octet-stream", buf->data != NULL ? buf->data : "",
-                        buf->len);
+    if (size == 0) {
+        close(fd);
+        tsr_req_reply_bytes(c->req, 200, "application/octet-stream", "", 0);
+    } else {
+        tsr_req_reply_fd(c->req, 200, "application/octet-stream", fd, size);
+    }
+    return TSR_OK;
 }
 
 tsr_err_t tsr_sp__h_df_content(tsr_req_t *req, void *ud, tsr_error_t *err) {
     tsr_sp__ctx_t c;
     json_t *doc = NULL;
-    tsr_buf_t buf;
     unsigned a = 0;
     tsr_err_t rc;
-    tsr_buf_init(&buf, 0);
     if ((rc = tsr_sp__ctx_init(&c, ud, req, err)) == TSR_OK &&
         (rc = df_load(&c, &doc, &a, err)) == TSR_OK) {
-        buf.max = (size_t)c.s->datafile_max;
-        if ((rc = tsr_sp__file_read(&c, doc, &buf, err)) == TSR_OK) {
-            reply_file(&c, doc, &buf);
-        }
+        rc = reply_file(&c, doc, err);
     }
-    tsr_buf_cleanup(&buf);
     json_decref(doc);
     return rc;
 }
@@ -568,10 +759,8 @@ tsr_err_t tsr_sp__h_df_by_name(tsr_req_t *req, void *ud, tsr_error_t *err) {
     tsr_sp__ctx_t c;
     json_t *key = NULL, *doc = NULL;
     tsr_store_page_t page = {0};
-    tsr_buf_t buf;
     unsigned a = 0;
     tsr_err_t rc;
-    tsr_buf_init(&buf, 0);
     if ((rc = tsr_sp__ctx_init(&c, ud, req, err)) != TSR_OK) {
         goto out;
     }
@@ -595,13 +784,9 @@ tsr_err_t tsr_sp__h_df_by_name(tsr_req_t *req, void *ud, tsr_error_t *err) {
         rc = rc != TSR_OK ? rc : tsr_error_set(err, TSR_ENOTFOUND, "data file %s not found", name);
         goto out;
     }
-    buf.max = (size_t)c.s->datafile_max;
-    if ((rc = tsr_sp__file_read(&c, doc, &buf, err)) == TSR_OK) {
-        reply_file(&c, doc, &buf);
-    }
+    rc = reply_file(&c, doc, err);
 out:
     tsr_store_page_cleanup(&page);
-    tsr_buf_cleanup(&buf);
     json_decref(key);
     json_decref(doc);
     return rc;

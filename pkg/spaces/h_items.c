@@ -537,11 +537,15 @@ tsr_err_t tsr_sp__h_app_copy(tsr_req_t *req, void *ud, tsr_error_t *err) {
     tsr_id_new(id);
     ndoc = app_doc(&c, name, desc, space, ra != NULL ? json_deep_copy(ra) : json_object());
     json_object_set_new(ndoc, "sourceAppId", json_string(src));
-    /* app.created with sourceAppId: the engine copies the content of the source app. */
+    /* The engine copies the content first (apps_content.c): no record without its content. */
+    if ((rc = tsr_sp__app_content_copy(&c, src, id, name, false, err)) != TSR_OK) {
+        goto out;
+    }
     rc = app_store(&c, id, ndoc, "created",
                    json_pack("{ss ss ss? ss ss}", "id", id, "name", name, "spaceId", space,
                              "ownerId", c.user, "sourceAppId", src),
                    err);
+    tsr_sp__app_content_orphaned(&c, id, rc, err);
 out:
     json_decref(doc);
     json_decref(body);
@@ -670,10 +674,14 @@ tsr_err_t tsr_sp__h_app_publish(tsr_req_t *req, void *ud, tsr_error_t *err) {
     json_object_set_new(ndoc, "publishTime", json_string(tsr_sp__now(req)));
     json_object_set_new(ndoc, "originAppId", json_string(src));
     json_object_set_new(ndoc, "sourceAppId", json_string(src));
+    if ((rc = tsr_sp__app_content_copy(&c, src, id, name, true, err)) != TSR_OK) {
+        goto out;
+    }
     rc = app_store(&c, id, ndoc, "published",
                    json_pack("{ss ss ss ss ss}", "id", id, "name", name, "spaceId", space,
                              "ownerId", c.user, "originAppId", src),
                    err);
+    tsr_sp__app_content_orphaned(&c, id, rc, err);
 out:
     json_decref(doc);
     json_decref(body);

@@ -41,7 +41,7 @@ static tsr_err_t space_load(tsr_sp__ctx_t *c, json_t **doc, const tsr_sp__acl_en
 /* ---- spaces --------------------------------------------------------------------------------- */
 
 typedef struct {
-    json_t *roles_by_space; /* spaceId -> roles array of the caller's assignments */
+    json_t *roles_by_space; /* spaceId -> roles of the caller's and its groups' assignments */
     const char *name;       /* substring filter, or NULL */
     const char *types;      /* csv filter when more than one type, or NULL */
     bool want_publish;      /* action=publish */
@@ -68,10 +68,12 @@ static bool space_keep(tsr_sp__ctx_t *c, json_t *doc, void *ud) {
     return true;
 }
 
-/* The caller's own assignments, spaceId -> roles. */
-static tsr_err_t my_roles(tsr_sp__ctx_t *c, json_t **out, tsr_error_t *err) {
-    json_t *map = json_object(), *who = json_string(c->user), *type = json_string("user");
-    tsr_store_filter_t f[2] = {{"assigneeId", TSR_STORE_EQ, who}, {"type", TSR_STORE_EQ, type}};
+/* Every assignment of (type, assignee) merged into map: spaceId -> roles (several assignments
+ * to one space, the caller's and its groups', unite). */
+static tsr_err_t roles_into(tsr_sp__ctx_t *c, const char *type, const char *assignee, json_t *map,
+                            tsr_error_t *err) {
+    json_t *who = json_string(assignee), *jt = json_string(type);
+    tsr_store_filter_t f[2] = {{"assigneeId", TSR_STORE_EQ, who}, {"type", TSR_STORE_EQ, jt}};
     tsr_store_query_t q = {.filters = f, .n_filters = 2, .limit = TSR_STORE_LIST_MAX};
     tsr_err_t rc = TSR_OK;
     char *cursor = NULL;
@@ -89,16 +91,31 @@ static tsr_err_t my_roles(tsr_sp__ctx_t *c, json_t **out, tsr_error_t *err) {
         json_array_foreach(page.items, i, d) {
             const char *sid = json_string_value(json_object_get(d, "spaceId"));
             json_t *roles = json_object_get(d, "roles");
-            if (sid != NULL && roles != NULL) {
-                json_object_set(map, sid, roles);
+            if (sid == NULL || !json_is_array(roles)) {
+                continue;
             }
+            json_t *u = json_array();
+            json_array_extend(u, json_object_get(map, sid));
+            json_array_extend(u, roles);
+            json_object_set_new(map, sid, u);
         }
         cursor = page.next_cursor;
         page.next_cursor = NULL;
         tsr_store_page_cleanup(&page);
     } while (cursor != NULL);
     json_decref(who);
-    json_decref(type);
+    json_decref(jt);
+    return rc;
+}
+
+/* The caller's assignments and its groups', spaceId -> roles. One query per group (an indexed
+ * equality each; at most TSR_SP__MAX_GROUPS). */
+static tsr_err_t my_roles(tsr_sp__ctx_t *c, json_t **out, tsr_error_t *err) {
+    json_t *map = json_object();
+    tsr_err_t rc = roles_into(c, "user", c->user, map, err);
+    for (size_t g = 0; rc == TSR_OK && g < c->n_groups; g++) {
+        rc = roles_into(c, "group", c->groups[g], map, err);
+    }
     if (rc != TSR_OK) {
         json_decref(map);
         return rc;

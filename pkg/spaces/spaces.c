@@ -3,9 +3,14 @@
  * filter and sort, unique space names and data file names), creation, readiness and the route
  * table (one place; tests/unit/test_spaces.c checks it against api/openapi/spaces.yaml).
  */
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "spaces_int.h"
+
+/* Bytes an upload's body may have besides the file: multipart framing and the Json part. */
+#define UPLOAD_FRAMING (128u * 1024)
 
 /* ---- collections ---------------------------------------------------------------------------- */
 
@@ -66,6 +71,15 @@ tsr_err_t tsr_spaces_create(const tsr_spaces_opts_t *opts, tsr_spaces_t **out, t
     s->keys = tsr_sp__keycache_create();
     s->datafile_max = opts->datafile_max_bytes != 0 ? opts->datafile_max_bytes : 64u << 20;
     s->json_max = opts->json_max_body != 0 ? opts->json_max_body : 1u << 20;
+    s->engine_url = opts->engine_url != NULL ? tsr_xstrdup(opts->engine_url) : NULL;
+    s->upload_dir = tsr_xstrdup(
+        opts->upload_dir != NULL && opts->upload_dir[0] != '\0' ? opts->upload_dir : "/tmp");
+    if (mkdir(s->upload_dir, 0700) != 0 && errno != EEXIST) {
+        tsr_err_t rc = tsr_error_set(err, TSR_EIO, "cannot create the upload directory %s: %s",
+                                     s->upload_dir, strerror(errno));
+        tsr_spaces_destroy(s);
+        return rc;
+    }
     *out = s;
     return TSR_OK;
 }
@@ -73,6 +87,8 @@ tsr_err_t tsr_spaces_create(const tsr_spaces_opts_t *opts, tsr_spaces_t **out, t
 void tsr_spaces_destroy(tsr_spaces_t *s) {
     if (s != NULL) {
         tsr_sp__keycache_destroy(s->keys);
+        free(s->engine_url);
+        free(s->upload_dir);
     }
     free(s);
 }
@@ -123,6 +139,7 @@ static const struct {
     {"GET", "/api/v1/data-files/{id}/content", tsr_sp__h_df_content},
     {"GET", "/internal/v1/access", tsr_sp__h_access},
     {"GET", "/internal/v1/data-files/content", tsr_sp__h_df_by_name},
+    {"POST", "/internal/v1/apps/{appId}/exported", tsr_sp__h_app_exported},
 };
 
 bool tsr_spaces_route_at(size_t i, const char **method, const char **pattern) {
@@ -134,13 +151,22 @@ bool tsr_spaces_route_at(size_t i, const char **method, const char **pattern) {
     return true;
 }
 
+/* Data-file uploads are upload routes: the body streams to a temporary file. */
+static bool is_upload(tsr_httpd_handler_fn fn) {
+    return fn == tsr_sp__h_df_upload || fn == tsr_sp__h_df_reupload;
+}
+
 tsr_err_t tsr_spaces_routes(tsr_httpd_t *h, void *ud, tsr_error_t *err) {
     if (ud == NULL) {
         return tsr_error_set(err, TSR_EINVAL, "spaces routes need the spaces service");
     }
+    tsr_spaces_t *s = ud;
     for (size_t i = 0; i < N(ROUTES); i++) {
         tsr_err_t rc =
-            tsr_httpd_route(h, ROUTES[i].method, ROUTES[i].pattern, ROUTES[i].fn, ud, err);
+            is_upload(ROUTES[i].fn)
+                ? tsr_httpd_route_upload(h, ROUTES[i].method, ROUTES[i].pattern, ROUTES[i].fn, ud,
+                                         s->upload_dir, s->datafile_max + UPLOAD_FRAMING, err)
+                : tsr_httpd_route(h, ROUTES[i].method, ROUTES[i].pattern, ROUTES[i].fn, ud, err);
         if (rc != TSR_OK) {
             return rc;
         }

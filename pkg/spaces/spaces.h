@@ -72,13 +72,22 @@ typedef struct {
     const tsr_kek_set_t *kek;    /* borrowed; seals data files under tenant DEKs (NULL: plain) */
     uint64_t datafile_max_bytes; /* largest data file; 0: 64 MiB */
     size_t json_max_body;        /* largest JSON body; 0: 1 MiB (the server cap may be larger) */
+    /* The engine (base URL, copied) that holds app content: a copy or publish has it copy the
+     * source's content to the new app before the record is stored (POST
+     * /internal/v1/apps/{id}/copy on the caller's behalf). NULL: no content is copied. */
+    const char *engine_url;
+    /* Directory (copied; created 0700 when missing) for the temporary files of data-file
+     * uploads (the request body, streamed there by pkg/httpd) and downloads (the verified
+     * plaintext, unlinked at once). NULL or "": /tmp. */
+    const char *upload_dir;
 } tsr_spaces_opts_t;
 
 /* The collections the service's store must be opened with (tsr_store_create*). Static. */
 const tsr_store_collection_t *tsr_spaces_collections(size_t *n);
 
 /* Create the service. *out is returned-owned: tsr_spaces_destroy. Thread safe after
- * creation. TSR_EINVAL when store or blobs is missing. */
+ * creation. TSR_EINVAL when store or blobs is missing, TSR_EIO when upload_dir cannot be
+ * created. */
 tsr_err_t tsr_spaces_create(const tsr_spaces_opts_t *opts, tsr_spaces_t **out, tsr_error_t *err);
 /* Free (the store and blob store are the caller's). NULL: no-op. */
 void tsr_spaces_destroy(tsr_spaces_t *s);

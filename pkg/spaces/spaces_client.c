@@ -37,7 +37,16 @@ static struct curl_slist *add_header(struct curl_slist *h, const char *name, con
 tsr_err_t tsr_spaces_client_actions(const char *base_url, const char *resource,
                                     const tsr_spaces_client_principal_t *who, json_t **actions,
                                     tsr_error_t *err) {
+    return tsr_spaces_client_actions_timeout(base_url, resource, who, 5000, actions, err);
+}
+
+tsr_err_t tsr_spaces_client_actions_timeout(const char *base_url, const char *resource,
+                                            const tsr_spaces_client_principal_t *who,
+                                            long timeout_ms, json_t **actions, tsr_error_t *err) {
     *actions = NULL;
+    if (timeout_ms <= 0 || timeout_ms > 600000) {
+        timeout_ms = 5000;
+    }
     if (base_url == NULL || resource == NULL || strlen(base_url) > 512 || strlen(resource) > 256) {
         return tsr_error_set(err, TSR_EINVAL, "access: a base URL and a resource are required");
     }
@@ -68,7 +77,8 @@ tsr_err_t tsr_spaces_client_actions(const char *base_url, const char *resource,
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 2000 ? timeout_ms : 2000L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     CURLcode cc = curl_easy_perform(c);
@@ -104,5 +114,72 @@ out:
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(c);
     tsr_buf_cleanup(&body);
+    return rc;
+}
+
+#define CALL_RESP_MAX (1024 * 1024)
+
+tsr_err_t tsr_spaces_client_call(const char *base_url, const char *method, const char *path,
+                                 const tsr_spaces_client_principal_t *who, const json_t *body,
+                                 long *status, json_t **resp, tsr_error_t *err) {
+    *status = 0;
+    if (resp != NULL) {
+        *resp = NULL;
+    }
+    if (base_url == NULL || method == NULL || path == NULL || path[0] != '/' ||
+        strlen(base_url) > 512 || strlen(path) > 1024) {
+        return tsr_error_set(err, TSR_EINVAL, "spaces call: a base URL and a path are required");
+    }
+    pthread_once(&curl_once, curl_init);
+    CURL *c = curl_easy_init();
+    if (c == NULL) {
+        return tsr_error_set(err, TSR_EUNAVAILABLE, "spaces call: curl init failed");
+    }
+    tsr_err_t rc = TSR_OK;
+    struct curl_slist *hdrs = NULL;
+    tsr_buf_t out;
+    tsr_buf_init(&out, CALL_RESP_MAX);
+    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    size_t blen = strlen(base_url);
+    while (blen > 0 && base_url[blen - 1] == '/') {
+        blen--;
+    }
+    char url[1600];
+    snprintf(url, sizeof url, "%.*s%s", (int)blen, base_url, path);
+    hdrs = add_header(hdrs, "X-Tsr-Tenant-Id", who->tenant_id);
+    hdrs = add_header(hdrs, "X-Tsr-User-Id", who->user_id);
+    hdrs = add_header(hdrs, "X-Tsr-Roles", who->roles);
+    hdrs = add_header(hdrs, "X-Tsr-Token", who->token);
+    if (text != NULL) {
+        hdrs = add_header(hdrs, "Content-Type", "application/json");
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (text != NULL) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
+    } else if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    CURLcode cc = curl_easy_perform(c);
+    if (cc != CURLE_OK) {
+        rc = tsr_error_set(err, TSR_EUNAVAILABLE, "spaces call %s %s: %s", method, path,
+                           curl_easy_strerror(cc));
+        goto out;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    if (resp != NULL && out.len > 0) {
+        *resp = json_loadb(out.data, out.len, 0, NULL);
+    }
+out:
+    free(text);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(c);
+    tsr_buf_cleanup(&out);
     return rc;
 }

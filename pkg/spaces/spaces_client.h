@@ -29,5 +29,21 @@ typedef struct {
 tsr_err_t tsr_spaces_client_actions(const char *base_url, const char *resource,
                                     const tsr_spaces_client_principal_t *who, json_t **actions,
                                     tsr_error_t *err);
+/* The same with the whole exchange bounded by timeout_ms (connect: at most 2 s of it);
+ * tsr_spaces_client_actions is this with 5000. A timeout is TSR_EUNAVAILABLE. */
+tsr_err_t tsr_spaces_client_actions_timeout(const char *base_url, const char *resource,
+                                            const tsr_spaces_client_principal_t *who,
+                                            long timeout_ms, json_t **actions, tsr_error_t *err);
+
+/* One call to spaces on the caller's behalf (the engine creates the record of an imported app
+ * with POST /api/v1/apps, reports an export to /internal/v1/apps/{id}/exported): method and
+ * path (with query, already escaped) at base_url, body (borrowed, may be NULL) sent as JSON,
+ * the principal's headers forwarded. *status is the HTTP status and *resp (may be NULL) the
+ * parsed JSON answer, returned-owned (NULL when there is none or it is not JSON). TSR_OK
+ * whenever spaces answered, whatever the status; TSR_EUNAVAILABLE when it could not be reached
+ * (5 s timeout) or its answer passed 1 MiB. Thread safe. */
+tsr_err_t tsr_spaces_client_call(const char *base_url, const char *method, const char *path,
+                                 const tsr_spaces_client_principal_t *who, const json_t *body,
+                                 long *status, json_t **resp, tsr_error_t *err);
 
 #endif

@@ -30,6 +30,7 @@
 #define TSR_SP__SCAN_MAX 5000       /* documents one list request examines at most */
 #define TSR_SP__ACL_CACHE 32        /* spaces whose access one request remembers */
 #define TSR_SP__MAX_ROLES 8         /* roles in one assignment */
+#define TSR_SP__MAX_GROUPS 100      /* group ids read from X-Tsr-Groups (identity's cap too) */
 #define TSR_SP__PERSONAL "personal" /* scope of items in their owner's personal space */
 
 typedef struct tsr_sp__keycache tsr_sp__keycache_t;
@@ -41,6 +42,8 @@ struct tsr_spaces {
     tsr_sp__keycache_t *keys;
     uint64_t datafile_max; /* bytes */
     size_t json_max;       /* bytes */
+    char *engine_url;      /* app content on copy/publish (apps_content.c); NULL: none */
+    char *upload_dir;      /* data-file upload bodies and download plaintext (temporary files) */
 };
 
 /* One remembered access decision about a space. */
@@ -49,7 +52,7 @@ typedef struct {
     bool found;
     char type[16];     /* "shared" | "managed" | "data" */
     bool owner;        /* the caller owns the space */
-    unsigned role_set; /* bit i: tsr_spaces_roles()[i] assigned to the caller */
+    unsigned role_set; /* bit i: tsr_spaces_roles()[i] assigned to the caller or its groups */
 } tsr_sp__acl_entry_t;
 
 /* The caller of one request. Strings live in the request's arena. */
@@ -59,6 +62,10 @@ typedef struct {
     const char *tenant;
     const char *user;
     bool admin; /* TenantAdmin: every action on everything in the tenant */
+    /* The caller's group ids from X-Tsr-Groups (shaped like ids, at most TSR_SP__MAX_GROUPS;
+     * the arena's): assignments to them count as the caller's own. */
+    const char **groups;
+    size_t n_groups;
     tsr_sp__acl_entry_t acl[TSR_SP__ACL_CACHE];
     size_t n_acl;
 } tsr_sp__ctx_t;
@@ -66,8 +73,11 @@ typedef struct {
 /* Resolve the caller (set by tsr_spaces_principal) into c. TSR_EUNAUTHENTICATED without one. */
 tsr_err_t tsr_sp__ctx_init(tsr_sp__ctx_t *c, tsr_spaces_t *s, tsr_req_t *req, tsr_error_t *err);
 
-/* The caller's standing in space_id (cached per request). *e is NULL-free; e->found false
- * when the space does not exist in the tenant. */
+/* Whether group id g is one of the caller's groups. */
+bool tsr_sp__in_groups(const tsr_sp__ctx_t *c, const char *g);
+/* The caller's standing in space_id (cached per request): its own assignment united with
+ * those of its groups. *e is NULL-free; e->found false when the space does not exist in the
+ * tenant. */
 tsr_err_t tsr_sp__acl_space(tsr_sp__ctx_t *c, const char *space_id, const tsr_sp__acl_entry_t **e,
                             tsr_error_t *err);
 /* An entry from a space document and the caller's roles in it (JSON array, may be NULL). */
@@ -220,6 +230,19 @@ tsr_err_t tsr_sp__h_df_reupload(tsr_req_t *req, void *ud, tsr_error_t *err);
 tsr_err_t tsr_sp__h_df_content(tsr_req_t *req, void *ud, tsr_error_t *err);
 tsr_err_t tsr_sp__h_df_del(tsr_req_t *req, void *ud, tsr_error_t *err);
 tsr_err_t tsr_sp__h_df_by_name(tsr_req_t *req, void *ud, tsr_error_t *err);
+/* apps_transfer.c: the engine reports an export (audit event + lastExportedAt). */
+tsr_err_t tsr_sp__h_app_exported(tsr_req_t *req, void *ud, tsr_error_t *err);
+
+/* apps_content.c: the engine copies the content of app src to the new app dst (copy, publish:
+ * only public bookmarks) before its record is stored, on the caller's behalf. TSR_OK also when
+ * the engine has no content for src (never opened: the copy starts empty, as src is). Without
+ * an engine URL: TSR_OK, nothing copied. */
+tsr_err_t tsr_sp__app_content_copy(tsr_sp__ctx_t *c, const char *src, const char *dst,
+                                   const char *name, bool publish, tsr_error_t *err);
+/* After tsr_sp__app_content_copy: when storing dst's record failed (rc), log the content the
+ * engine holds for dst that nothing refers to. */
+void tsr_sp__app_content_orphaned(tsr_sp__ctx_t *c, const char *dst, tsr_err_t rc,
+                                  const tsr_error_t *err);
 
 /* The plaintext of a data file (doc) into out (its max caps the size). */
 tsr_err_t tsr_sp__file_read(tsr_sp__ctx_t *c, const json_t *doc, tsr_buf_t *out, tsr_error_t *err);

@@ -75,3 +75,15 @@ it_expect_error_body() {
       and (.traceId | length > 0)' /tmp/it-body.$$ >/dev/null ||
     it_fail "not an error body for $1: $(cat /tmp/it-body.$$)"
 }
+
+# it_auth_env STATE: the auth knobs a stack gave its services (KEY=VALUE words), for a test that
+# starts a service binary itself: env $(it_auth_env "$A_STATE") ... tessera-<service>
+it_auth_env() { cat "$1/local/auth.env"; }
+
+# it_platform_jwt PORT API_KEY: the platform JWT identity mints for that key (what nginx forwards
+# as X-Tsr-Token), for calling a service directly without the ingress; empty when refused.
+it_platform_jwt() {
+  curl -s -D - -o /dev/null -H "Host: 127.0.0.1:$1" -H "Authorization: Bearer $2" \
+    -H 'X-Original-Method: GET' "http://127.0.0.1:$(($1 + 1))/internal/v1/authn" |
+    tr -d '\r' | sed -n 's/^[Xx]-[Tt]sr-[Tt]oken: //p'
+}

@@ -69,7 +69,7 @@ list_all() {
 }
 
 restart_audit() { # [env...]: start tessera-audit as the stack does, wait until ready
-  env "$@" TSR_PORT=$A_PORT TSR_STATE_DIR=$A_STATE TSR_SERVICE_PORT=$((A_PORT + 6)) \
+  env $(it_auth_env "$A_STATE") "$@" TSR_PORT=$A_PORT TSR_STATE_DIR=$A_STATE TSR_SERVICE_PORT=$((A_PORT + 6)) \
     TSR_REPLICA=audit TSR_KAFKA_BOOTSTRAP=$BOOT "$AUDIT_BIN" >>"$LOG" 2>&1 &
   echo $! >"$PIDF"
 }

@@ -3,7 +3,9 @@
 # (tests/qix-node/engine_test.js) with the admin API key from credentials.json: an app created
 # in spaces (the engine asks spaces for access decisions), OpenDoc, SetScript with INLINE data,
 # DoReload, a hypercube session object, a selection and the changed layouts, Evaluate, a push
-# to a second session after a reload, the REST data model metadata; a second tenant (tsr-admin
+# to a second session after a reload, a bookmark (created, selections changed, applied: the
+# selection is back), a script variable (SET) and a session variable with $(v) expansion, an
+# alternate state with its own selections, the REST data model metadata; a second tenant (tsr-admin
 # tenant-create, its own hostname and key) gets close 4204 / error 1003 / 404 for the app,
 # exactly as for a missing one; finally SIGTERM of both engine replicas closes the session
 # with 4003 and the replicas exit.

@@ -293,7 +293,7 @@ it_ok "app deleted in spaces → its reload task deleted"
 # ---- scheduler leader kill ------------------------------------------------------------------
 # A second reload replica on the same store; the stack's replica leads (it started first).
 B_PORT=$((A_PORT + 8))
-TSR_SERVICE_PORT=$B_PORT TSR_PORT=$A_PORT TSR_STATE_DIR=$A_STATE \
+env $(it_auth_env "$A_STATE") TSR_SERVICE_PORT=$B_PORT TSR_PORT=$A_PORT TSR_STATE_DIR=$A_STATE \
   "$TSR_BUILD_DIR/cmd/reload/tessera-reload" >>"$A_STATE/local/logs/reload-b.log" 2>&1 &
 B_PID=$!
 for _ in $(seq 100); do
@@ -323,9 +323,10 @@ kill -KILL "$leader"
 it_ok "leader (pid $leader) SIGKILLed one second after task X fired"
 sleep 8 # lease TTL 2 s, Y due at T+4 s: B takes over and fires Y
 
-# Count through replica B directly (nginx's upstream was the killed one).
+# Count through replica B directly (nginx's upstream was the killed one), with the platform
+# token identity mints for the key (the services believe nothing else).
 count() {
-  curl -s -H "X-Tsr-Tenant-Id: $tenant" -H 'X-Tsr-User-Id: it' -H 'X-Tsr-Roles: TenantAdmin' \
+  curl -s -H "X-Tsr-Token: $(it_platform_jwt "$A_PORT" "$key")" \
     "http://127.0.0.1:$B_PORT/api/v1/reloads?appId=$1&limit=100" |
     jq '[.data[] | select(.type == "chronos")] | length'
 }

@@ -87,7 +87,8 @@ kill -0 "$stack_reloader" 2>/dev/null && it_fail "the stack's reloader did not s
 # reloader's port, stopped first); its pid in $R_PID.
 start_reloader() {
   local name=$1; shift
-  env TSR_PORT="$A_PORT" TSR_STATE_DIR="$A_STATE" TSR_SERVICE_PORT=0 TSR_REPLICA="$name" "$@" \
+  env $(it_auth_env "$A_STATE") TSR_PORT="$A_PORT" TSR_STATE_DIR="$A_STATE" TSR_SERVICE_PORT=0 \
+    TSR_REPLICA="$name" "$@" \
     "$TSR_BUILD_DIR/cmd/engine/tessera-engine" --role reloader >>"$logs/$name.log" 2>&1 &
   R_PID=$!
   R_PIDS+=("$R_PID")

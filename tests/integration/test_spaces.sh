@@ -4,8 +4,8 @@
 # bootstrap admin's API key from credentials.json: space, assignment, apps listed through items
 # with cursor paging, a data file uploaded/listed/downloaded, everything deleted. Then, with
 # curl: the principal headers nginx sets cannot be forged by a client, /internal is not routed
-# from outside, responses match api/openapi/spaces.yaml, data files are sealed at rest, and
-# the outbox relay published the events (devkafka).
+# from outside, responses match api/openapi/spaces.yaml, a group's assignment reaches its
+# members, data files are sealed at rest, and the outbox relay published the events (devkafka).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
@@ -22,6 +22,8 @@ key=$(jq -r .apiKey "$creds")
 auth=(-H "Authorization: Bearer $key")
 
 TSR_URL=$A_URL TSR_API_KEY=$key TSR_SPACES_DIRECT="http://127.0.0.1:$((A_PORT + 2))" \
+  TSR_IDENTITY_DIRECT="http://127.0.0.1:$((A_PORT + 1))" \
+  TSR_PLATFORM_TOKEN="$(cat "$A_STATE/local/service-token")" \
   timeout 120 node "$NODE_DIR/spaces_test.mjs" || it_fail "@qlik/api flow (see above)"
 
 # Without credentials nginx answers 401 before the service.
@@ -102,6 +104,55 @@ if python3 -c 'import yaml, jsonschema' 2>/dev/null; then
 else
   echo "skip: python3 yaml/jsonschema missing, responses not checked against the spec"
 fi
+
+# Group assignments: a member of a group assigned to a space sees the space and its apps with
+# the group's roles, and loses them when the assignment goes. The member is a service user with
+# an API key the admin makes (no own assignment anywhere).
+J=(-H "Content-Type: application/json")
+it_expect_status "$A_URL/api/v1/users" 201 "${auth[@]}" "${J[@]}" -d '{"serviceUser":true,"name":"group member"}'
+member=$(jq -r .id /tmp/it-body.$$)
+it_expect_status "$A_URL/api/v1/api-keys" 201 "${auth[@]}" "${J[@]}" \
+  -d "{\"description\":\"group member\",\"sub\":\"$member\"}"
+mauth=(-H "Authorization: Bearer $(jq -r .token /tmp/it-body.$$)")
+it_expect_status "$A_URL/api/v1/users" 201 "${auth[@]}" "${J[@]}" -d '{"serviceUser":true,"name":"stranger"}'
+stranger=$(jq -r .id /tmp/it-body.$$)
+it_expect_status "$A_URL/api/v1/api-keys" 201 "${auth[@]}" "${J[@]}" \
+  -d "{\"description\":\"stranger\",\"sub\":\"$stranger\"}"
+sauth=(-H "Authorization: Bearer $(jq -r .token /tmp/it-body.$$)")
+it_expect_status "$A_URL/api/v1/groups" 201 "${auth[@]}" "${J[@]}" -d "{\"name\":\"it viewers $$\"}"
+gid=$(jq -r .id /tmp/it-body.$$)
+it_expect_status "$A_URL/api/v1/users/$member" 204 "${auth[@]}" "${J[@]}" -X PATCH \
+  -d "[{\"op\":\"replace\",\"path\":\"/assignedGroups\",\"value\":[{\"id\":\"$gid\"}]}]"
+it_expect_status "$A_URL/api/v1/spaces" 201 "${auth[@]}" "${J[@]}" -d "{\"name\":\"group space $$\"}"
+gsid=$(jq -r .id /tmp/it-body.$$)
+it_expect_status "$A_URL/api/v1/apps" 200 "${auth[@]}" "${J[@]}" \
+  -d "{\"attributes\":{\"name\":\"group app\",\"spaceId\":\"$gsid\"}}"
+gaid=$(jq -r .attributes.id /tmp/it-body.$$)
+it_expect_status "$A_URL/api/v1/spaces/$gsid" 404 "${mauth[@]}"
+it_expect_status "$A_URL/api/v1/spaces/$gsid/assignments" 201 "${auth[@]}" "${J[@]}" \
+  -d "{\"type\":\"group\",\"assigneeId\":\"$gid\",\"roles\":[\"consumer\"]}"
+asg=$(jq -r .id /tmp/it-body.$$)
+it_expect_status "$A_URL/api/v1/spaces" 200 "${mauth[@]}"
+jq -e --arg s "$gsid" 'any(.data[]; .id == $s)' /tmp/it-body.$$ >/dev/null ||
+  it_fail "the group's space is not listed for its member: $(head -c 300 /tmp/it-body.$$)"
+it_expect_status "$A_URL/api/v1/spaces/$gsid" 200 "${mauth[@]}"
+jq -e '.meta.roles == ["consumer"]' /tmp/it-body.$$ >/dev/null ||
+  it_fail "the member's roles in the space: $(jq -c .meta /tmp/it-body.$$)"
+it_expect_status "$A_URL/api/v1/items?spaceId=$gsid" 200 "${mauth[@]}"
+jq -e --arg a "$gaid" 'any(.data[]; .resourceId == $a)' /tmp/it-body.$$ >/dev/null ||
+  it_fail "the group's app is not in the member's items: $(head -c 300 /tmp/it-body.$$)"
+it_expect_status "$A_URL/api/v1/apps/$gaid" 200 "${mauth[@]}"
+# consumer: read, not edit.
+it_expect_status "$A_URL/api/v1/apps/$gaid" 403 "${mauth[@]}" "${J[@]}" -X PUT \
+  -d '{"attributes":{"name":"renamed by a consumer"}}'
+# A client naming the group in its own X-Tsr-Groups gains nothing: nginx overwrites it.
+it_expect_status "$A_URL/api/v1/apps/$gaid" 404 "${sauth[@]}" -H "X-Tsr-Groups: $gid"
+it_expect_status "$A_URL/api/v1/spaces/$gsid/assignments/$asg" 204 "${auth[@]}" -X DELETE
+it_expect_status "$A_URL/api/v1/apps/$gaid" 404 "${mauth[@]}"
+it_expect_status "$A_URL/api/v1/spaces/$gsid" 404 "${mauth[@]}"
+it_expect_status "$A_URL/api/v1/spaces/$gsid?force=true" 204 "${auth[@]}" -X DELETE
+it_expect_status "$A_URL/api/v1/groups/$gid" 204 "${auth[@]}" -X DELETE
+it_ok "a group's assignment grants its members the space and its apps; removing it takes them away"
 
 # Data files are sealed at rest under the tenant's DEK (the stack sets TSR_KEK_FILE).
 marker="tessera-plaintext-marker-$$"

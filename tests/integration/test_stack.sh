@@ -41,7 +41,7 @@ for off in 1 2 3 4 5 6; do
     # spaces takes data-file uploads up to TSR_SPACES_DATAFILE_MAX_BYTES; its JSON routes keep
     # the 1 MiB cap.
     it_expect_status "$base/api/v1/spaces" 413 -H 'Content-Type: application/json' \
-      -H 'X-Tsr-Tenant-Id: t1' -H 'X-Tsr-User-Id: u1' -H 'X-Tsr-Roles: TenantAdmin,User' \
+      -H "X-Tsr-Token: $(it_platform_jwt "$A_PORT" "$(jq -r .apiKey "$A_STATE/local/credentials.json")")" \
       --data-binary @/tmp/it-big.$$
   else
     it_expect_status "$base/anything" 413 -H 'Content-Type: application/json' --data-binary @/tmp/it-big.$$
@@ -98,7 +98,7 @@ it_ok "ingress: API key authenticates per stack; spoofed principal headers ignor
 # Graceful stop: a process given SIGTERM exits 0 and logs that it drained.
 port=$((A_PORT + 7))
 # A third audit replica on stack A's store and broker (ready once it has joined its group).
-TSR_STATE_DIR=$A_STATE TSR_SERVICE_PORT=$port "$TSR_BUILD_DIR/cmd/audit/tessera-audit" \
+env $(it_auth_env "$A_STATE") TSR_STATE_DIR=$A_STATE TSR_SERVICE_PORT=$port "$TSR_BUILD_DIR/cmd/audit/tessera-audit" \
   > /tmp/it-audit.$$ 2>&1 &
 pid=$!
 for _ in $(seq 300); do curl -fs -o /dev/null "http://127.0.0.1:$port/health/ready" && break; sleep 0.1; done

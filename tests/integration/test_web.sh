@@ -5,7 +5,9 @@
 # once works with curl, stops after revoke), users, invitations, groups and role-aware
 # navigation, the account page, the hub (apps, spaces, members, data file upload, reloads — or
 # its "not available" state), the audit viewer, a narrow window, and a second tenant (another
-# hostname of the same ingress) that sees none of the first tenant's data.
+# hostname of the same ingress) that sees none of the first tenant's data. Then tests/e2e/apps.mjs:
+# the data load editor, data model, reload schedules, identity providers and sign-in options;
+# then tests/e2e/bookmarks.mjs: bookmarks, master measures and publishing to a managed space.
 # Screenshots of every step: $TSR_BUILD_DIR/artifacts/e2e-web/.
 source "$(dirname "$0")/lib.sh"
 
@@ -46,3 +48,21 @@ start=$SECONDS
 TSR_URL=$A_URL TSR_CREDS=$creds TSR_B_HOST=$host_b TSR_B_CREDS=$b_json E2E_ARTIFACTS=$artifacts \
   CHROMIUM=$chromium timeout 150 node "$src/tests/e2e/web.mjs" || it_fail "browser test (screenshots in $artifacts)"
 it_ok "browser test in $((SECONDS - start)) s; screenshots in $artifacts"
+
+# The app pages and sign-in administration (tests/e2e/apps.mjs): the data load editor (LOAD *
+# INLINE, reload with its log, an error's line), the data model viewer, the RRULE builder and a
+# saved reload task, identity providers (test connection, "Sign in with ..."), a 401 on an app
+# page, and tenant B seeing none of tenant A's spaces, apps, schedules or audit events.
+start=$SECONDS
+TSR_URL=$A_URL TSR_CREDS=$creds TSR_B_HOST=$host_b TSR_B_CREDS=$b_json E2E_ARTIFACTS=$artifacts \
+  CHROMIUM=$chromium timeout 150 node "$src/tests/e2e/apps.mjs" || it_fail "app pages browser test (screenshots in $artifacts)"
+it_ok "app pages browser test in $((SECONDS - start)) s; screenshots in $artifacts/apps-*"
+
+# Bookmarks, master measures and publishing (tests/e2e/bookmarks.mjs): a LOAD * INLINE app
+# reloaded in the data load editor, a master measure used by a bar chart (qLibraryId), a
+# selection kept in a bookmark (keyboard only), cleared and applied again, and the app published
+# from a shared space to a managed space through the hub.
+start=$SECONDS
+TSR_URL=$A_URL TSR_CREDS=$creds E2E_ARTIFACTS=$artifacts CHROMIUM=$chromium \
+  timeout 150 node "$src/tests/e2e/bookmarks.mjs" || it_fail "bookmarks browser test (screenshots in $artifacts/bookmarks-*)"
+it_ok "bookmarks, master measures and publish browser test in $((SECONDS - start)) s; screenshots in $artifacts/bookmarks-*"

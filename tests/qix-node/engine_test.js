@@ -2,7 +2,8 @@
 // through nginx on a local stack (tests/integration/test_engine_enigma.sh): API key auth,
 // OpenDoc, SetScript with INLINE data, DoReload, a hypercube session object, a selection
 // and the changed layouts (in the response's change array and pushed to the other session
-// after a reload), tenant isolation (another tenant's key gets close 4204 / error 1003, even
+// after a reload), a bookmark applied after the selection changed, script and session
+// variables with $(v) expansion, tenant isolation (another tenant's key gets close 4204 / error 1003, even
 // when it sends X-Tsr-* headers itself) and, last, SIGTERM of the engine replicas: close 4003.
 'use strict';
 const assert = require('node:assert/strict');
@@ -180,6 +181,58 @@ async function main() {
     const f = await d2.getField('Capital');
     assert.equal(await f.getCardinal(), 1);
     await s2.close();
+  });
+  await check('bookmark: create, change selections, apply brings them back', async () => {
+    await doc.setScript(`SET vTarget = Norway;\n${SCRIPT}`);
+    assert.equal(await doc.doReload(), true);
+    const f = await doc.getField('Country');
+    assert.equal(await f.select('Norway'), true);
+    const bm = await doc.createBookmark({ qInfo: { qType: 'bookmark' }, qMetaDef: { title: 'Norway' } });
+    assert.equal(bm.type, 'GenericBookmark');
+    const bl = await bm.getLayout();
+    assert.equal(bl.qMeta.title, 'Norway');
+    assert.equal(bl.qBookmark.qStateData[0].qFieldItems[0].qValues[0].qText, 'Norway');
+    await doc.clearAll();
+    assert.equal(await f.select('Sweden'), true);
+    assert.equal(states((await lb.getLayout()).qListObject).Sweden, 'S');
+    const changed = once(lb, 'changed');
+    assert.equal(await doc.applyBookmark(bm.id), true);
+    await changed;
+    assert.deepEqual(states((await lb.getLayout()).qListObject), { Norway: 'S', Denmark: 'A', Sweden: 'A' });
+    const list = await doc.getBookmarks({ qTypes: ['bookmark'], qData: { title: '/qMetaDef/title' } });
+    assert.ok(list.find((b) => b.qInfo.qId === bm.id && b.qData.title === 'Norway'));
+    await assert.rejects(doc.applyBookmark('no-such-bookmark'), (e) => e.code === 2);
+    assert.equal(await doc.destroyBookmark(bm.id), true);
+    await assert.rejects(doc.getBookmark(bm.id), (e) => e.code === 2);
+  });
+  await check('variables: a script variable, a session variable and $(v) expansion', async () => {
+    const v = await doc.getVariableByName('vTarget');
+    assert.equal(v.type, 'GenericVariable');
+    const vl = await v.getLayout();
+    assert.equal(vl.qText, 'Norway');
+    assert.equal(vl.qIsScriptCreated, true);
+    const sv = await doc.createSessionVariable({ qName: 'vSales', qDefinition: '=Sum(Amount)' });
+    assert.equal((await sv.getLayout()).qNum, 20); /* Norway is selected */
+    assert.equal(await doc.evaluate('=Sum(Amount) + $(vSales)'), '40');
+    assert.equal(await doc.evaluate("=Count({<Country={'$(vTarget)'}>} Country)"), '1');
+    await sv.setStringValue('5');
+    assert.equal((await sv.getLayout()).qNum, 5);
+    const byId = await doc.getVariableById(sv.id);
+    assert.equal(byId.handle, sv.handle);
+    assert.equal(await doc.destroySessionVariableByName('vSales'), true);
+    await assert.rejects(doc.getVariableByName('vSales'), (e) => e.code === 2);
+    await doc.clearAll();
+  });
+  await check('alternate state: its own selections beside the default state', async () => {
+    await doc.addAlternateState('B');
+    assert.deepEqual((await doc.getAppLayout()).qStateNames, ['B']);
+    const lbB = await doc.createSessionObject({ ...LISTBOX, qListObjectDef: { ...LISTBOX.qListObjectDef, qStateName: 'B' } });
+    const fB = await doc.getField('Country', 'B');
+    assert.equal(await fB.select('Denmark'), true);
+    assert.equal(states((await lbB.getLayout()).qListObject).Denmark, 'S');
+    assert.equal(states((await lb.getLayout()).qListObject).Denmark, 'O');
+    await doc.removeAlternateState('B');
+    assert.deepEqual((await doc.getAppLayout()).qStateNames, []);
   });
   await session.close();
 

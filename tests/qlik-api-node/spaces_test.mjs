@@ -2,8 +2,9 @@
 // create a space, assign a user, create apps in it, list them through items (paging with the
 // client's next()), upload / list / download a data file, delete everything, and check the
 // error shapes the client sees. Run by tests/integration/test_spaces.sh with
-// TSR_URL, TSR_API_KEY (the bootstrap admin's key) and TSR_SPACES_DIRECT (the service itself,
-// for the internal access decision).
+// TSR_URL, TSR_API_KEY (the bootstrap admin's key), TSR_SPACES_DIRECT (the service itself,
+// for the internal access decision), TSR_IDENTITY_DIRECT and TSR_PLATFORM_TOKEN (the stack's
+// services' platform token, to get a service token for that call as the engine does).
 import assert from "node:assert/strict";
 import { createQlikApi } from "@qlik/api";
 
@@ -29,6 +30,11 @@ async function expectStatus(promise, status, what) {
 }
 
 const me = (await api.users.getMyUser(fresh)).data;
+assert.ok(me.id && me.tenantId, `users/me: ${JSON.stringify(me)}`);
+const tenant = (await api.tenants.getMyTenant(fresh)).data;
+assert.equal(tenant.id, me.tenantId, "tenants/me is the caller's tenant");
+assert.ok(Array.isArray(tenant.hostnames), `tenants/me: ${JSON.stringify(tenant)}`);
+ok("users/me and tenants/me with the API key");
 const tag = `it-${Date.now()}`;
 
 // A space and its uniqueness.
@@ -76,9 +82,20 @@ const got = await api.apps.getAppInfo(apps[0], fresh);
 assert.equal(got.data.attributes.name, `App 0 ${tag}`);
 ok("createApp 200 with attributes.id, getAppInfo");
 
-// The consumer's access decision, asked directly of the service (as the engine does).
+// The consumer's access decision, asked directly of the service (as the engine does: with a
+// service token naming the consumer; spaces believes only verified tokens).
+const st = await fetch(`${process.env.TSR_IDENTITY_DIRECT}/internal/v1/service-tokens`, {
+  method: "POST",
+  headers: { Authorization: `Bearer ${process.env.TSR_PLATFORM_TOKEN}`, "Content-Type": "application/json" },
+  body: JSON.stringify({ tenantId: space.tenantId, userId: user.id, roles: ["User"] }),
+});
+assert.equal(st.status, 200, "service token");
+const forged = await fetch(`${direct}/internal/v1/access?resource=app:${apps[0]}`, {
+  headers: { "X-Tsr-Tenant-Id": space.tenantId, "X-Tsr-User-Id": user.id, "X-Tsr-Roles": "TenantAdmin" },
+});
+assert.equal(forged.status, 401, "principal headers without a token");
 const acc = await fetch(`${direct}/internal/v1/access?resource=app:${apps[0]}`, {
-  headers: { "X-Tsr-Tenant-Id": space.tenantId, "X-Tsr-User-Id": user.id, "X-Tsr-Roles": "User" },
+  headers: { "X-Tsr-Token": (await st.json()).token, "X-Tsr-Roles": "TenantAdmin" },
 });
 assert.equal(acc.status, 200);
 assert.deepEqual((await acc.json()).actions, ["read", "export"]);

@@ -626,6 +626,47 @@ START_TEST(test_script_set_let_expansion_and_drop_field) {
 }
 END_TEST
 
+START_TEST(test_script_variables_kept_on_model_and_in_app_file) {
+    tsr_engine_model_t *m = reload_ok("SET vMeasure = Sum(Qty);\n"
+                                      "LET vTwo = 1 + 1;\n"
+                                      "SET vMeasure = Sum(Qty) * 2;\n"
+                                      "T: LOAD * INLINE [Id, Qty\n1, 20];\n",
+                                      NULL);
+    const char *name = NULL, *value = NULL;
+    ck_assert_uint_eq(tsr_engine_model_var_count(m), 2);
+    ck_assert_int_eq(tsr_engine_model_var(m, 0, &name, &value), TSR_OK);
+    ck_assert_str_eq(name, "vMeasure");
+    ck_assert_str_eq(value, "Sum(Qty) * 2");
+    ck_assert_int_eq(tsr_engine_model_var(m, 1, &name, &value), TSR_OK);
+    ck_assert_str_eq(name, "vTwo");
+    ck_assert_str_eq(value, "2");
+    ck_assert_int_eq(tsr_engine_model_var(m, 2, &name, &value), TSR_ENOTFOUND);
+    /* The app file carries them. */
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    tsr_error_t err = {0};
+    ck_assert_int_eq(tsr_engine_app_save_mem(m, NULL, NULL, &buf, &n, &err), TSR_OK);
+    tsr_engine_model_t *m2 = NULL;
+    ck_assert_msg(tsr_engine_app_open_mem(buf, n, NULL, &m2, NULL, &err) == TSR_OK, "%s", err.msg);
+    ck_assert_uint_eq(tsr_engine_model_var_count(m2), 2);
+    ck_assert_int_eq(tsr_engine_model_var(m2, 1, &name, &value), TSR_OK);
+    ck_assert_str_eq(name, "vTwo");
+    ck_assert_str_eq(value, "2");
+    tsr_engine_model_destroy(m2);
+    free(buf);
+    tsr_engine_model_destroy(m);
+    /* A model without variables writes no section and reads back with none. */
+    m = reload_ok("T: LOAD * INLINE [Id\n1];\n", NULL);
+    ck_assert_uint_eq(tsr_engine_model_var_count(m), 0);
+    ck_assert_int_eq(tsr_engine_app_save_mem(m, NULL, NULL, &buf, &n, &err), TSR_OK);
+    ck_assert_int_eq(tsr_engine_app_open_mem(buf, n, NULL, &m2, NULL, &err), TSR_OK);
+    ck_assert_uint_eq(tsr_engine_model_var_count(m2), 0);
+    tsr_engine_model_destroy(m2);
+    free(buf);
+    tsr_engine_model_destroy(m);
+}
+END_TEST
+
 START_TEST(test_script_comments_and_rem) {
     tsr_engine_model_t *m = reload_ok("// a comment; with a semicolon\n"
                                       "/* block; comment */\n"
@@ -1863,6 +1904,7 @@ int main(void) {
     tcase_add_test(ts, test_script_load_from_file_fields_as_alias);
     tcase_add_test(ts, test_script_load_expressions_and_where);
     tcase_add_test(ts, test_script_inline_resident_drop);
+    tcase_add_test(ts, test_script_variables_kept_on_model_and_in_app_file);
     tcase_add_test(ts, test_script_concatenate_explicit_and_auto);
     tcase_add_test(ts, test_script_set_let_expansion_and_drop_field);
     tcase_add_test(ts, test_script_comments_and_rem);

@@ -11,10 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engined.h"
 #include "httpd.h"
+#include "openapi_check.h"
 #include "qix.h"
 
 static const char *SCRIPT = "Sales: LOAD * INLINE [\n"
@@ -854,6 +856,9 @@ START_TEST(test_access_decisions_gate_open_edit_and_reload) {
     ck_assert_int_eq(err_code(call(&b, doc2, "DoReload", "[]")), TSR_QIX_ERR_ACCESS_DENIED);
     ck_assert_int_eq(err_code(call(&b, doc2, "CreateObject", "[{\"qInfo\":{\"qType\":\"x\"}}]")),
                      TSR_QIX_ERR_ACCESS_DENIED);
+    ck_assert_int_eq(
+        err_code(call(&b, doc2, "CreateMeasure", "[{\"qMeasure\":{\"qDef\":\"Sum(Amount)\"}}]")),
+        TSR_QIX_ERR_ACCESS_DENIED);
     int cube = handle_of(call(&b, doc2, "CreateSessionObject", CUBE));
     ck_assert_uint_eq(json_array_size(matrix(json_object_get(layout(&b, cube), "qHyperCube"))), 3);
     free(p);
@@ -1006,6 +1011,1152 @@ START_TEST(test_malformed_params_answer_and_never_crash) {
 }
 END_TEST
 
+/* ---- app import and export (REST) --------------------------------------------------------- */
+
+static tsr_engined_t *engined_transfer(tsr_engined_access_t access, uint64_t max, uint64_t ttl) {
+    char apps[128], data[128], transfer[128];
+    tsr_engined_opts_t o = {.access = access, .import_max_bytes = max, .export_ttl_ms = ttl};
+    tsr_error_t err = {0};
+    snprintf(apps, sizeof apps, "%s/apps", dir);
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(transfer, sizeof transfer, "%s/transfer", dir);
+    ck_assert_int_eq(tsr_engined_appstore_files_open(apps, &o.store, &err), TSR_OK);
+    o.data_root = data;
+    o.transfer_root = transfer;
+    tsr_engined_t *e = NULL;
+    ck_assert_int_eq(tsr_engined_create(&o, &e, &err), TSR_OK);
+    return e;
+}
+
+static tsr_httpd_t *transfer_server(tsr_engined_t *e) {
+    tsr_httpd_opts_t o = {.service = "engine", .bind = "127.0.0.1", .threads = 1, .max_body = 1024};
+    tsr_httpd_t *h = NULL;
+    tsr_error_t err = {0};
+    ck_assert_int_eq(tsr_httpd_create(&o, &h, &err), TSR_OK);
+    ck_assert_int_eq(tsr_engined_routes(h, e, &err), TSR_OK);
+    return h;
+}
+
+/* Entries of dir/sub other than . and .. */
+static int entries(const char *sub) {
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "ls -A '%s/%s' | wc -l", dir, sub);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    int n = -1;
+    ck_assert_int_eq(fscanf(p, "%d", &n), 1);
+    pclose(p);
+    return n;
+}
+
+static unsigned post_import(tsr_httpd_t *h, const char *const *hd, const char *query,
+                            const void *body, size_t n, json_t **out) {
+    char path[256];
+    tsr_httpd_response_t resp = {0};
+    snprintf(path, sizeof path, "/api/v1/apps/import%s", query);
+    tsr_httpd_inject(h, "POST", path, hd, body, n, &resp);
+    unsigned st = resp.status;
+    if (out != NULL) {
+        *out = json_loads(resp.body, 0, NULL);
+    }
+    tsr_httpd_response_cleanup(&resp);
+    return st;
+}
+
+START_TEST(test_app_export_download_import_round_trip_and_refusals) {
+    tsr_engined_t *e = engined_transfer((tsr_engined_access_t){0}, 1u << 20, 60000);
+    const char *alice[] = {"X-Tsr-Tenant-Id", "tA", "X-Tsr-User-Id", "alice", NULL};
+    const char *bob[] = {"X-Tsr-Tenant-Id", "tA", "X-Tsr-User-Id", "bob", NULL};
+    const char *other[] = {"X-Tsr-Tenant-Id", "tB", "X-Tsr-User-Id", "alice", NULL};
+    sess_t s;
+    sess_open(&s, e, "tA", "alice", NULL);
+    int doc = open_doc(&s, "app1");
+    json_t *script = json_pack("[s]", SCRIPT);
+    char *p = json_dumps(script, JSON_COMPACT);
+    call(&s, doc, "SetScript", p);
+    ck_assert(json_is_true(json_object_get(result(call(&s, doc, "DoReload", "[]")), "qReturn")));
+    handle_of(call(&s, doc, "CreateObject", "[{\"qInfo\":{\"qId\":\"sh1\",\"qType\":\"sheet\"}}]"));
+    sess_close(&s);
+    tsr_httpd_t *h = transfer_server(e);
+
+    /* Export: 201 + Location; only the exporter downloads it, streamed as an attachment. */
+    tsr_httpd_response_t resp = {0};
+    tsr_httpd_inject(h, "POST", "/api/v1/apps/app1/export", alice, NULL, 0, &resp);
+    ck_assert_uint_eq(resp.status, 201);
+    char loc[128];
+    snprintf(loc, sizeof loc, "%s", json_string_value(json_object_get(resp.headers, "location")));
+    ck_assert_int_eq(strncmp(loc, "/api/v1/temp-contents/", 22), 0);
+    tsr_httpd_response_cleanup(&resp);
+    tsr_httpd_inject(h, "GET", loc, other, NULL, 0, &resp);
+    ck_assert_uint_eq(resp.status, 404);
+    tsr_httpd_response_cleanup(&resp);
+    tsr_httpd_inject(h, "GET", loc, bob, NULL, 0, &resp);
+    ck_assert_uint_eq(resp.status, 404);
+    tsr_httpd_response_cleanup(&resp);
+    tsr_httpd_inject(h, "GET", "/api/v1/temp-contents/..%2f..%2fapps", alice, NULL, 0, &resp);
+    ck_assert_uint_eq(resp.status, 404);
+    tsr_httpd_response_cleanup(&resp);
+    tsr_httpd_inject(h, "POST", "/api/v1/apps/app1/export", other, NULL, 0, &resp);
+    ck_assert_uint_eq(resp.status, 404);
+    tsr_httpd_response_cleanup(&resp);
+    tsr_httpd_inject(h, "GET", loc, alice, NULL, 0, &resp);
+    ck_assert_uint_eq(resp.status, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(resp.headers, "content-disposition")),
+                     "attachment; filename=\"Sales app.tsra\"");
+    size_t n = resp.body_len;
+    ck_assert_uint_gt(n, 64);
+    uint8_t *file = malloc(n);
+    memcpy(file, resp.body, n);
+    tsr_httpd_response_cleanup(&resp);
+
+    /* Bad files answer 400 and create nothing: corrupt, truncated, empty, not an app file. */
+    int apps_before = entries("apps");
+    uint8_t *bad = malloc(n);
+    memcpy(bad, file, n);
+    bad[n / 2] ^= 0x5a;
+    json_t *body = NULL;
+    ck_assert_uint_eq(post_import(h, alice, "", bad, n, &body), 400);
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_array_get(json_object_get(body, "errors"), 0), "status")),
+                     "400");
+    json_decref(body);
+    ck_assert_uint_eq(post_import(h, alice, "", file, n - 7, NULL), 400);
+    ck_assert_uint_eq(post_import(h, alice, "", file, 0, NULL), 400);
+    ck_assert_uint_eq(post_import(h, alice, "", "hello, world", 12, NULL), 400);
+    ck_assert_uint_eq(post_import(h, alice, "?mode=AUTOREPLACE", file, n, NULL), 400);
+    ck_assert_uint_eq(post_import(h, NULL, "", file, n, NULL), 401);
+    ck_assert_int_eq(entries("apps"), apps_before);
+    free(bad);
+
+    /* Import: a new app with the data, script and objects of the exported one. */
+    ck_assert_uint_eq(post_import(h, alice, "?name=Sales%20copy", file, n, &body), 200);
+    json_t *attrs = json_object_get(body, "attributes");
+    ck_assert_str_eq(json_string_value(json_object_get(attrs, "name")), "Sales copy");
+    char id[64];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(attrs, "id")));
+    ck_assert_str_ne(id, "app1");
+    json_decref(body);
+    ck_assert_int_eq(entries("apps"), apps_before + 1);
+    ck_assert_int_eq(entries("transfer/uploads"), 0); /* request bodies never stay */
+    char path[256];
+    snprintf(path, sizeof path, "/api/v1/apps/%s/data/metadata", id);
+    tsr_httpd_inject(h, "GET", path, alice, NULL, 0, &resp);
+    ck_assert_uint_eq(resp.status, 200);
+    json_t *md = json_loads(resp.body, 0, NULL);
+    json_t *tab = json_array_get(json_object_get(md, "tables"), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(tab, "name")), "Sales");
+    ck_assert_int_eq(json_integer_value(json_object_get(tab, "no_of_rows")), 4);
+    json_decref(md);
+    tsr_httpd_response_cleanup(&resp);
+    tsr_httpd_inject(h, "GET", path, other, NULL, 0, &resp);
+    ck_assert_uint_eq(resp.status, 404);
+    tsr_httpd_response_cleanup(&resp);
+    sess_open(&s, e, "tA", "alice", NULL);
+    doc = open_doc(&s, id);
+    ck_assert_str_eq(
+        json_string_value(json_object_get(result(call(&s, doc, "GetScript", "[]")), "qScript")),
+        SCRIPT);
+    handle_of(call(&s, doc, "GetObject", "[\"sh1\"]"));
+    int cube = handle_of(call(&s, doc, "CreateSessionObject", CUBE));
+    ck_assert_uint_eq(json_array_size(matrix(json_object_get(layout(&s, cube), "qHyperCube"))), 3);
+    sess_close(&s);
+    /* Without a name the file's title names the app. */
+    ck_assert_uint_eq(post_import(h, other, "", file, n, &body), 200);
+    ck_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(body, "attributes"), "name")),
+        "Sales app");
+    json_decref(body);
+    tsr_httpd_destroy(h);
+    tsr_engined_destroy(e);
+
+    /* The import cap (413, nothing created) and the download's lifetime. */
+    e = engined_transfer((tsr_engined_access_t){0}, 64, 1);
+    h = transfer_server(e);
+    apps_before = entries("apps");
+    ck_assert_uint_eq(post_import(h, alice, "", file, n, NULL), 413);
+    ck_assert_int_eq(entries("apps"), apps_before);
+    tsr_httpd_inject(h, "POST", "/api/v1/apps/app1/export", alice, NULL, 0, &resp);
+    ck_assert_uint_eq(resp.status, 201);
+    snprintf(loc, sizeof loc, "%s", json_string_value(json_object_get(resp.headers, "location")));
+    tsr_httpd_response_cleanup(&resp);
+    struct timespec ts = {0, 5000000};
+    nanosleep(&ts, NULL);
+    tsr_httpd_inject(h, "GET", loc, alice, NULL, 0, &resp);
+    ck_assert_uint_eq(resp.status, 404);
+    tsr_httpd_response_cleanup(&resp);
+    tsr_httpd_destroy(h);
+    tsr_engined_destroy(e);
+    free(file);
+    free(p);
+    json_decref(script);
+}
+END_TEST
+
+/* The stored document of app id (returned-owned). */
+static json_t *stored_doc(const char *id) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/apps/%s/app.json", dir, id);
+    json_t *d = json_load_file(path, 0, NULL);
+    ck_assert_msg(d != NULL, "no stored document %s", path);
+    return d;
+}
+
+/* Rows of the first table of app id's data model over REST (-1: not 200). */
+static json_int_t metadata_rows(tsr_httpd_t *h, const char *const *hd, const char *id) {
+    char path[256];
+    tsr_httpd_response_t resp = {0};
+    snprintf(path, sizeof path, "/api/v1/apps/%s/data/metadata", id);
+    tsr_httpd_inject(h, "GET", path, hd, NULL, 0, &resp);
+    json_int_t rows = -1;
+    if (resp.status == 200) {
+        json_t *md = json_loads(resp.body, 0, NULL);
+        rows = json_integer_value(
+            json_object_get(json_array_get(json_object_get(md, "tables"), 0), "no_of_rows"));
+        json_decref(md);
+    }
+    tsr_httpd_response_cleanup(&resp);
+    return rows;
+}
+
+static unsigned post_copy(tsr_httpd_t *h, const char *const *hd, const char *src, const char *body,
+                          json_t **out) {
+    char path[256];
+    tsr_httpd_response_t resp = {0};
+    snprintf(path, sizeof path, "/internal/v1/apps/%s/copy", src);
+    tsr_httpd_inject(h, "POST", path, hd, body, body != NULL ? strlen(body) : 0, &resp);
+    unsigned st = resp.status;
+    if (out != NULL) {
+        *out = json_loads(resp.body, 0, NULL);
+    }
+    tsr_httpd_response_cleanup(&resp);
+    return st;
+}
+
+START_TEST(test_app_copy_and_publish_carry_the_content) {
+    tsr_engined_t *e = engined_transfer((tsr_engined_access_t){0}, 1u << 20, 60000);
+    const char *alice[] = {"X-Tsr-Tenant-Id", "tA", "X-Tsr-User-Id", "alice", NULL};
+    const char *other[] = {"X-Tsr-Tenant-Id", "tB", "X-Tsr-User-Id", "alice", NULL};
+    tsr_error_t err = {0};
+    sess_t s, b;
+    sess_open(&s, e, "tA", "alice", NULL);
+    int doc = open_doc(&s, "app1");
+    json_t *script = json_pack("[s]", SCRIPT);
+    char *p = json_dumps(script, JSON_COMPACT);
+    call(&s, doc, "SetScript", p);
+    ck_assert(json_is_true(json_object_get(result(call(&s, doc, "DoReload", "[]")), "qReturn")));
+    handle_of(call(&s, doc, "CreateObject", "[{\"qInfo\":{\"qId\":\"sh1\",\"qType\":\"sheet\"}}]"));
+    handle_of(call(&s, doc, "CreateBookmark", "[{\"qInfo\":{\"qId\":\"bmA\"}}]"));
+    ck_assert_ptr_nonnull(json_object_get(
+        result(call(&s, doc, "CreateVariableEx", "[{\"qName\":\"vApp\",\"qDefinition\":\"7\"}]")),
+        "qInfo"));
+    sess_open(&b, e, "tA", "bob", NULL);
+    handle_of(call(&b, open_doc(&b, "app1"), "CreateBookmark", "[{\"qInfo\":{\"qId\":\"bmB\"}}]"));
+    sess_close(&b);
+    sess_close(&s);
+    tsr_httpd_t *h = transfer_server(e);
+    int apps_before = entries("apps");
+
+    /* A copy: same script, objects, variables, data; the copier's own bookmarks only. */
+    bool has_data = false;
+    ck_assert_int_eq(tsr_engined_app_copy(e, "tA", "alice", "app1", "copy1", "Sales copy", false,
+                                          &has_data, &err),
+                     TSR_OK);
+    ck_assert(has_data);
+    json_t *d = stored_doc("copy1");
+    ck_assert_str_eq(json_string_value(json_object_get(d, "title")), "Sales copy");
+    ck_assert_str_eq(json_string_value(json_object_get(d, "tenantId")), "tA");
+    ck_assert_str_eq(json_string_value(json_object_get(d, "sourceAppId")), "app1");
+    ck_assert(json_is_true(json_object_get(d, "hasData")));
+    ck_assert_ptr_nonnull(json_object_get(json_object_get(d, "bookmarks"), "bmA"));
+    ck_assert_ptr_null(json_object_get(json_object_get(d, "bookmarks"), "bmB"));
+    json_decref(d);
+    ck_assert_int_eq(metadata_rows(h, alice, "copy1"), 4);
+    sess_open(&s, e, "tA", "alice", NULL);
+    doc = open_doc(&s, "copy1");
+    ck_assert_str_eq(
+        json_string_value(json_object_get(result(call(&s, doc, "GetScript", "[]")), "qScript")),
+        SCRIPT);
+    handle_of(call(&s, doc, "GetObject", "[\"sh1\"]"));
+    handle_of(call(&s, doc, "GetVariableByName", "[\"vApp\"]"));
+    int cube = handle_of(call(&s, doc, "CreateSessionObject", CUBE));
+    ck_assert_uint_eq(json_array_size(matrix(json_object_get(layout(&s, cube), "qHyperCube"))), 3);
+    sess_close(&s);
+
+    /* A publish keeps public bookmarks only (none here: both are private). */
+    ck_assert_int_eq(
+        tsr_engined_app_copy(e, "tA", "alice", "app1", "pub1", NULL, true, &has_data, &err),
+        TSR_OK);
+    d = stored_doc("pub1");
+    ck_assert_str_eq(json_string_value(json_object_get(d, "title")), "Sales app");
+    ck_assert_uint_eq(json_object_size(json_object_get(d, "bookmarks")), 0);
+    json_decref(d);
+    ck_assert_int_eq(metadata_rows(h, alice, "pub1"), 4);
+
+    /* The copy is its own: a later reload of the source leaves it as it was. */
+    sess_open(&s, e, "tA", "alice", NULL);
+    doc = open_doc(&s, "app1");
+    call(&s, doc, "SetScript", "[\"T: LOAD * INLINE [\\nX\\n1\\n];\"]");
+    ck_assert(json_is_true(json_object_get(result(call(&s, doc, "DoReload", "[]")), "qReturn")));
+    sess_close(&s);
+    ck_assert_int_eq(metadata_rows(h, alice, "app1"), 1);
+    ck_assert_int_eq(metadata_rows(h, alice, "copy1"), 4);
+
+    /* Refusals leave nothing: missing source, another tenant's, a taken or bad target. */
+    apps_before = entries("apps");
+    ck_assert_int_eq(tsr_engined_app_copy(e, "tA", "alice", "nope", "c2", NULL, false, NULL, &err),
+                     TSR_ENOTFOUND);
+    ck_assert_int_eq(tsr_engined_app_copy(e, "tB", "alice", "app1", "c2", NULL, false, NULL, &err),
+                     TSR_ENOTFOUND);
+    ck_assert_int_eq(
+        tsr_engined_app_copy(e, "tA", "alice", "copy1", "app1", NULL, false, NULL, &err),
+        TSR_ECONFLICT);
+    ck_assert_int_eq(
+        tsr_engined_app_copy(e, "tA", "alice", "app1", "../x", NULL, false, NULL, &err),
+        TSR_EINVAL);
+    ck_assert_int_eq(entries("apps"), apps_before);
+    ck_assert_int_eq(metadata_rows(h, alice, "app1"), 1); /* the taken target is untouched */
+
+    /* A source never reloaded: its copy has no data either. */
+    ck_assert_int_eq(tsr_engined_app_create(e, "tA", "bare", "Bare", &err), TSR_OK);
+    ck_assert_int_eq(
+        tsr_engined_app_copy(e, "tA", "alice", "bare", "bare2", NULL, false, &has_data, &err),
+        TSR_OK);
+    ck_assert(!has_data);
+
+    /* Over REST (what spaces calls). */
+    json_t *out = NULL;
+    ck_assert_uint_eq(post_copy(h, alice, "app1", "{\"targetId\":\"copy3\",\"name\":\"C3\"}", &out),
+                      201);
+    ck_assert_str_eq(json_string_value(json_object_get(out, "id")), "copy3");
+    ck_assert(json_is_true(json_object_get(out, "hasData")));
+    json_decref(out);
+    ck_assert_int_eq(metadata_rows(h, alice, "copy3"), 1);
+    apps_before = entries("apps");
+    ck_assert_uint_eq(post_copy(h, other, "app1", "{\"targetId\":\"copy4\"}", NULL), 404);
+    ck_assert_uint_eq(post_copy(h, alice, "app1", "{\"targetId\":\"copy3\"}", NULL), 409);
+    ck_assert_uint_eq(post_copy(h, alice, "app1", "{\"targetId\":5}", NULL), 400);
+    ck_assert_uint_eq(post_copy(h, alice, "app1", "{\"targetId\":\"c5\",\"publish\":1}", NULL),
+                      400);
+    ck_assert_uint_eq(post_copy(h, alice, "app1", "not json", NULL), 400);
+    ck_assert_uint_eq(post_copy(h, alice, "app1", NULL, NULL), 400);
+    ck_assert_uint_eq(post_copy(h, NULL, "app1", "{\"targetId\":\"copy4\"}", NULL), 401);
+    ck_assert_int_eq(entries("apps"), apps_before);
+    tsr_httpd_destroy(h);
+    tsr_engined_destroy(e);
+    free(p);
+    json_decref(script);
+}
+END_TEST
+
+START_TEST(test_app_export_needs_the_export_permission) {
+    tsr_engined_t *e =
+        engined_transfer((tsr_engined_access_t){.decide = fake_decide}, 1u << 20, 60000);
+    tsr_httpd_t *h = transfer_server(e);
+    static const struct {
+        const char *user;
+        unsigned status;
+    } cases[] = {{"alice", 201}, {"bob", 403}, {"carol", 404}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *hd[] = {"X-Tsr-Tenant-Id", "tA", "X-Tsr-User-Id", cases[i].user, NULL};
+        tsr_httpd_response_t resp = {0};
+        tsr_httpd_inject(h, "POST", "/api/v1/apps/sp1/export", hd, NULL, 0, &resp);
+        ck_assert_msg(resp.status == cases[i].status, "%s: %u", cases[i].user, resp.status);
+        tsr_httpd_response_cleanup(&resp);
+    }
+    tsr_httpd_destroy(h);
+    tsr_engined_destroy(e);
+}
+END_TEST
+
+/* ---- bookmarks, variables, access cache --------------------------------------------------- */
+
+static const char *field_state(sess_t *t, int lb, const char *text) {
+    return lo_state(layout(t, lb), text);
+}
+
+START_TEST(test_bookmark_create_apply_restores_selection_and_persists) {
+    sess_t t;
+    sess_open(&t, E, "tA", "alice", "app1");
+    int doc = open_loaded(&t);
+    int lb = handle_of(call(&t, doc, "CreateSessionObject", LISTBOX));
+    int f = handle_of(call(&t, doc, "GetField", "[\"Country\"]"));
+    call(&t, f, "LowLevelSelect", "[[1],false]"); /* Norway */
+    ck_assert_str_eq(field_state(&t, lb, "Norway"), "S");
+    json_t *r = call(&t, doc, "CreateBookmark",
+                     "[{\"qInfo\":{\"qId\":\"bm1\",\"qType\":\"bookmark\"},"
+                     "\"qMetaDef\":{\"title\":\"Norway only\"}}]");
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(result(r), "qInfo"), "qId")),
+                     "bm1");
+    int bh = handle_of(r);
+    ck_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(result(r), "qReturn"), "qType")),
+        "GenericBookmark");
+    /* The stored state names the field and the value text. */
+    json_t *bl = layout(&t, bh);
+    json_t *item = json_array_get(
+        json_object_get(
+            json_array_get(json_object_get(json_object_get(bl, "qBookmark"), "qStateData"), 0),
+            "qFieldItems"),
+        0);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(item, "qDef"), "qName")),
+                     "Country");
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_array_get(json_object_get(item, "qValues"), 0), "qText")),
+                     "Norway");
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(bl, "qMeta"), "title")),
+                     "Norway only");
+    /* Change the selection, then apply: Norway is back, Denmark is not selected. */
+    call(&t, doc, "ClearAll", "[]");
+    call(&t, f, "LowLevelSelect", "[[2],false]"); /* Denmark */
+    ck_assert_str_eq(field_state(&t, lb, "Denmark"), "S");
+    r = call(&t, doc, "ApplyBookmark", "[\"bm1\"]");
+    ck_assert(json_is_true(json_object_get(result(r), "qSuccess")));
+    ck_assert(has_change(r, lb));
+    ck_assert_str_eq(field_state(&t, lb, "Norway"), "S");
+    ck_assert_str_eq(field_state(&t, lb, "Denmark"), "A");
+    /* The list, with qData from JSON pointers, and a bookmark list object. */
+    json_t *list = json_object_get(
+        result(call(&t, doc, "GetBookmarks",
+                    "[{\"qTypes\":[\"bookmark\"],\"qData\":{\"t\":\"/qMetaDef/title\"}}]")),
+        "qList");
+    ck_assert_uint_eq(json_array_size(list), 1);
+    ck_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(json_array_get(list, 0), "qData"), "t")),
+        "Norway only");
+    int bl_obj = handle_of(call(&t, doc, "CreateSessionObject",
+                                "[{\"qInfo\":{\"qType\":\"BookmarkList\"},"
+                                "\"qBookmarkListDef\":{\"qType\":\"bookmark\"}}]"));
+    ck_assert_uint_eq(json_array_size(json_object_get(
+                          json_object_get(layout(&t, bl_obj), "qBookmarkList"), "qItems")),
+                      1);
+    /* Errors: an unknown id, a missing id, bad properties, a taken id. */
+    ck_assert_int_eq(err_code(call(&t, doc, "ApplyBookmark", "[\"nope\"]")), TSR_QIX_ERR_NOT_FOUND);
+    ck_assert_int_eq(err_code(call(&t, doc, "GetBookmark", "[\"nope\"]")), TSR_QIX_ERR_NOT_FOUND);
+    ck_assert_int_eq(err_code(call(&t, doc, "ApplyBookmark", "[]")), TSR_QIX_ERR_INVALID_PARAMS);
+    ck_assert_int_eq(err_code(call(&t, doc, "CreateBookmark", "[\"x\"]")),
+                     TSR_QIX_ERR_INVALID_PARAMS);
+    ck_assert_int_eq(err_code(call(&t, doc, "CreateBookmark", "[{\"qInfo\":5}]")),
+                     TSR_QIX_ERR_INVALID_PARAMETERS);
+    ck_assert_int_eq(err_code(call(&t, doc, "CreateBookmark", "[{\"qInfo\":{\"qId\":\"bm1\"}}]")),
+                     TSR_QIX_ERR_ALREADY_EXISTS);
+    ck_assert_int_eq(err_code(call(&t, doc, "GetBookmarks", "[{\"qTypes\":5}]")),
+                     TSR_QIX_ERR_INVALID_PARAMS);
+    /* Another user of the tenant sees none of alice's bookmarks. */
+    sess_t b;
+    sess_open(&b, E, "tA", "bob", "app1");
+    int doc_b = open_doc(&b, "app1");
+    ck_assert_uint_eq(
+        json_array_size(json_object_get(result(call(&b, doc_b, "GetBookmarks", "[{}]")), "qList")),
+        0);
+    ck_assert_int_eq(err_code(call(&b, doc_b, "ApplyBookmark", "[\"bm1\"]")),
+                     TSR_QIX_ERR_NOT_FOUND);
+    ck_assert(!json_is_true(
+        json_object_get(result(call(&b, doc_b, "DestroyBookmark", "[\"bm1\"]")), "qSuccess")));
+    sess_close(&b);
+    sess_close(&t);
+
+    /* After a restart and a reload the bookmark still applies (by value, not index). */
+    tsr_engined_destroy(E);
+    E = engined_open(false);
+    sess_open(&t, E, "tA", "alice", "app1");
+    doc = open_loaded(&t);
+    lb = handle_of(call(&t, doc, "CreateSessionObject", LISTBOX));
+    ck_assert_str_eq(field_state(&t, lb, "Norway"), "O");
+    ck_assert(json_is_true(
+        json_object_get(result(call(&t, doc, "ApplyBookmark", "[\"bm1\"]")), "qSuccess")));
+    ck_assert_str_eq(field_state(&t, lb, "Norway"), "S");
+    bh = handle_of(call(&t, doc, "GetBookmark", "[\"bm1\"]"));
+    call(&t, doc, "ClearAll", "[]");
+    ck_assert(json_is_true(json_object_get(result(call(&t, bh, "Apply", "[]")), "qSuccess")));
+    ck_assert_str_eq(field_state(&t, lb, "Norway"), "S");
+    r = call(&t, doc, "DestroyBookmark", "[\"bm1\"]");
+    ck_assert(json_is_true(json_object_get(result(r), "qSuccess")));
+    ck_assert_int_eq(err_code(call(&t, doc, "GetBookmark", "[\"bm1\"]")), TSR_QIX_ERR_NOT_FOUND);
+    sess_close(&t);
+}
+END_TEST
+
+/* A bar chart whose only measure is the master measure m-total. */
+static const char *LIB_CUBE =
+    "[{\"qInfo\":{\"qType\":\"barchart\"},\"qHyperCubeDef\":{\"qDimensions\":[{\"qDef\":{"
+    "\"qFieldDefs\":[\"Country\"],\"qSortCriterias\":[{\"qSortByLoadOrder\":1}]}}],"
+    "\"qMeasures\":[{\"qLibraryId\":\"m-total\",\"qDef\":{\"cId\":\"c1\"}}],"
+    "\"qInitialDataFetch\":[{\"qWidth\":2,\"qHeight\":10}]}}]";
+
+START_TEST(test_master_measure_create_list_use_in_chart_and_persist) {
+    sess_t t;
+    sess_open(&t, E, "tA", "alice", "app1");
+    int doc = open_loaded(&t);
+    json_t *r = call(&t, doc, "CreateMeasure",
+                     "[{\"qInfo\":{\"qId\":\"m-total\",\"qType\":\"measure\"},"
+                     "\"qMeasure\":{\"qLabel\":\"Total sales\",\"qDef\":\"Sum(Amount)\"},"
+                     "\"qMetaDef\":{\"title\":\"Total sales\"}}]");
+    ck_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(result(r), "qReturn"), "qType")),
+        "GenericMeasure");
+    int mh = handle_of(r);
+    json_t *ml = layout(&t, mh);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(ml, "qMeasure"), "qDef")),
+                     "Sum(Amount)");
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(ml, "qMeta"), "title")),
+                     "Total sales");
+    /* A chart referencing it computes its expression and shows its label. */
+    int cube = handle_of(call(&t, doc, "CreateSessionObject", LIB_CUBE));
+    json_t *hc = json_object_get(layout(&t, cube), "qHyperCube");
+    json_t *m = matrix(hc);
+    ck_assert_uint_eq(json_array_size(m), 3);
+    ck_assert_str_eq(cell_text(m, 0, 0), "Sweden");
+    ck_assert_str_eq(cell_text(m, 0, 1), "17");
+    ck_assert_str_eq(cell_text(m, 1, 1), "20");
+    json_t *mi = json_array_get(json_object_get(hc, "qMeasureInfo"), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(mi, "qFallbackTitle")), "Total sales");
+    ck_assert_str_eq(json_string_value(json_object_get(mi, "qLibraryId")), "m-total");
+    /* Editing the master measure changes the chart. */
+    r = call(&t, mh, "SetProperties",
+             "[{\"qMeasure\":{\"qLabel\":\"Sales x2\",\"qDef\":\"Sum(Amount)*2\"}}]");
+    ck_assert_ptr_nonnull(json_object_get(r, "result"));
+    ck_assert(has_change(r, cube));
+    m = matrix(json_object_get(layout(&t, cube), "qHyperCube"));
+    ck_assert_str_eq(cell_text(m, 0, 1), "34");
+    /* The list (GetMeasureWithLabel, qMeasureListDef with qData pointers). */
+    ck_assert_int_gt(handle_of(call(&t, doc, "GetMeasureWithLabel", "[\"Sales x2\"]")), 0);
+    int lst =
+        handle_of(call(&t, doc, "CreateSessionObject",
+                       "[{\"qInfo\":{\"qType\":\"MeasureList\"},\"qMeasureListDef\":{"
+                       "\"qType\":\"measure\",\"qData\":{\"label\":\"/qMeasure/qLabel\"}}}]"));
+    json_t *items = json_object_get(json_object_get(layout(&t, lst), "qMeasureList"), "qItems");
+    ck_assert_uint_eq(json_array_size(items), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(json_array_get(items, 0), "qData"), "label")),
+                     "Sales x2");
+    /* Errors: unknown id, bad properties, a taken id; nothing stored by them. */
+    ck_assert_int_eq(err_code(call(&t, doc, "GetMeasure", "[\"nope\"]")), TSR_QIX_ERR_NOT_FOUND);
+    ck_assert_int_eq(err_code(call(&t, doc, "GetMeasure", "[]")), TSR_QIX_ERR_INVALID_PARAMS);
+    ck_assert_int_eq(err_code(call(&t, doc, "CreateMeasure", "[{\"qMeasure\":5}]")),
+                     TSR_QIX_ERR_INVALID_PARAMETERS);
+    ck_assert_int_eq(err_code(call(&t, doc, "CreateMeasure", "[{\"qMeasure\":{\"qDef\":7}}]")),
+                     TSR_QIX_ERR_INVALID_PARAMETERS);
+    ck_assert_int_eq(
+        err_code(call(&t, doc, "CreateMeasure",
+                      "[{\"qInfo\":{\"qId\":\"m-total\"},\"qMeasure\":{\"qDef\":\"1\"}}]")),
+        TSR_QIX_ERR_ALREADY_EXISTS);
+    ck_assert_int_eq(err_code(call(&t, mh, "SetProperties", "[{\"qMeasure\":[]}]")),
+                     TSR_QIX_ERR_INVALID_PARAMETERS);
+    ck_assert_uint_eq(json_array_size(json_object_get(
+                          json_object_get(layout(&t, lst), "qMeasureList"), "qItems")),
+                      1);
+    sess_close(&t);
+
+    /* Stored in the app: after a restart, the chart still uses it; then it is destroyed. */
+    tsr_engined_destroy(E);
+    E = engined_open(false);
+    sess_open(&t, E, "tA", "alice", "app1");
+    doc = open_doc(&t, "app1");
+    cube = handle_of(call(&t, doc, "CreateSessionObject", LIB_CUBE));
+    m = matrix(json_object_get(layout(&t, cube), "qHyperCube"));
+    ck_assert_str_eq(cell_text(m, 1, 1), "40");
+    r = call(&t, doc, "DestroyMeasure", "[\"m-total\"]");
+    ck_assert(json_is_true(json_object_get(result(r), "qSuccess")));
+    ck_assert_int_eq(err_code(call(&t, doc, "GetMeasure", "[\"m-total\"]")), TSR_QIX_ERR_NOT_FOUND);
+    ck_assert(!json_is_true(
+        json_object_get(result(call(&t, doc, "DestroyMeasure", "[\"m-total\"]")), "qSuccess")));
+    sess_close(&t);
+}
+END_TEST
+
+static json_t *var_layout(sess_t *t, int doc, const char *name) {
+    char p[128];
+    snprintf(p, sizeof p, "[\"%s\"]", name);
+    int h = handle_of(call(t, doc, "GetVariableByName", p));
+    return layout(t, h);
+}
+
+START_TEST(test_variables_script_session_app_and_dollar_expansion) {
+    sess_t t;
+    sess_open(&t, E, "tA", "alice", "app1");
+    int doc = open_doc(&t, "app1");
+    char *script = NULL;
+    size_t n = strlen(SCRIPT) + 128;
+    script = malloc(n);
+    snprintf(script, n, "SET vMeasure = Sum(Amount);\nLET vTwo = 1+1;\n%s", SCRIPT);
+    json_t *sj = json_pack("[s]", script);
+    char *p = json_dumps(sj, JSON_COMPACT);
+    call(&t, doc, "SetScript", p);
+    free(p);
+    json_decref(sj);
+    free(script);
+    ck_assert(json_is_true(json_object_get(result(call(&t, doc, "DoReload", "[]")), "qReturn")));
+
+    /* Script variables. */
+    json_t *l = var_layout(&t, doc, "vMeasure");
+    ck_assert_str_eq(json_string_value(json_object_get(l, "qText")), "Sum(Amount)");
+    ck_assert(json_is_true(json_object_get(l, "qIsScriptCreated")));
+    l = var_layout(&t, doc, "vTwo");
+    ck_assert_int_eq((int)json_number_value(json_object_get(l, "qNum")), 2);
+    /* $(v) in Evaluate and in a hypercube measure. */
+    ck_assert_str_eq(
+        json_string_value(json_object_get(
+            result(call(&t, doc, "Evaluate", "[\"=$(vMeasure)*$(vTwo)\"]")), "qReturn")),
+        "84");
+    int cube = handle_of(call(&t, doc, "CreateSessionObject",
+                              "[{\"qInfo\":{\"qType\":\"t\"},\"qHyperCubeDef\":{\"qDimensions\":[{"
+                              "\"qDef\":{\"qFieldDefs\":[\"Country\"]}}],\"qMeasures\":[{\"qDef\":{"
+                              "\"qDef\":\"=$(vMeasure)\"}}],\"qInitialDataFetch\":[{\"qWidth\":2,"
+                              "\"qHeight\":10}]}}]"));
+    json_t *hc = json_object_get(layout(&t, cube), "qHyperCube");
+    ck_assert_ptr_null(json_object_get(hc, "qError"));
+    ck_assert_double_eq(json_number_value(json_object_get(
+                            json_array_get(json_object_get(hc, "qGrandTotalRow"), 0), "qNum")),
+                        42);
+
+    /* A session variable defined by an expression follows the selection. */
+    json_t *r = call(&t, doc, "CreateSessionVariable",
+                     "[{\"qName\":\"vS\",\"qDefinition\":\"=Sum(Amount)*2\"}]");
+    int vs = handle_of(r);
+    ck_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(result(r), "qReturn"), "qType")),
+        "GenericVariable");
+    ck_assert_double_eq(json_number_value(json_object_get(layout(&t, vs), "qNum")), 84);
+    int f = handle_of(call(&t, doc, "GetField", "[\"Country\"]"));
+    r = call(&t, f, "LowLevelSelect", "[[1],false]"); /* Norway: 20 */
+    ck_assert(has_change(r, vs));
+    ck_assert_double_eq(json_number_value(json_object_get(layout(&t, vs), "qNum")), 40);
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         result(call(&t, doc, "Evaluate", "[\"$(vS)+1\"]")), "qReturn")),
+                     "41");
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         result(call(&t, doc, "Evaluate", "[\"=$(=Sum(Amount))*2\"]")), "qReturn")),
+                     "40");
+    call(&t, vs, "SetStringValue", "[\"5\"]");
+    ck_assert_double_eq(json_number_value(json_object_get(layout(&t, vs), "qNum")), 5);
+    call(&t, vs, "SetNumValue", "[7.5]");
+    ck_assert_str_eq(json_string_value(json_object_get(layout(&t, vs), "qText")), "7.5");
+    json_t *props = json_object_get(result(call(&t, vs, "GetProperties", "[]")), "qProp");
+    const char *vid = json_string_value(json_object_get(json_object_get(props, "qInfo"), "qId"));
+    char idp[128];
+    snprintf(idp, sizeof idp, "[\"%s\"]", vid);
+    ck_assert_int_eq(handle_of(call(&t, doc, "GetVariableById", idp)), vs);
+    /* Errors. */
+    ck_assert_int_eq(err_code(call(&t, doc, "CreateSessionVariable", "[{}]")),
+                     TSR_QIX_ERR_INVALID_PARAMETERS);
+    ck_assert_int_eq(err_code(call(&t, doc, "CreateSessionVariable", "[{\"qName\":\"vS\"}]")),
+                     TSR_QIX_ERR_ALREADY_EXISTS);
+    ck_assert_int_eq(
+        err_code(call(&t, doc, "CreateSessionVariable", "[{\"qName\":\"x\",\"qDefinition\":3}]")),
+        TSR_QIX_ERR_INVALID_PARAMETERS);
+    ck_assert_int_eq(err_code(call(&t, doc, "GetVariableByName", "[]")),
+                     TSR_QIX_ERR_INVALID_PARAMS);
+    ck_assert_int_eq(err_code(call(&t, doc, "GetVariableByName", "[\"nope\"]")),
+                     TSR_QIX_ERR_NOT_FOUND);
+    ck_assert_int_eq(err_code(call(&t, doc, "GetVariableById", "[\"nope\"]")),
+                     TSR_QIX_ERR_NOT_FOUND);
+    ck_assert_int_eq(err_code(call(&t, vs, "SetNumValue", "[\"x\"]")), TSR_QIX_ERR_INVALID_PARAMS);
+    r = call(&t, doc, "DestroySessionVariableByName", "[\"vS\"]");
+    ck_assert(json_is_true(json_object_get(result(r), "qSuccess")));
+    ck_assert_int_eq(err_code(call(&t, doc, "GetVariableByName", "[\"vS\"]")),
+                     TSR_QIX_ERR_NOT_FOUND);
+    ck_assert(!json_is_true(json_object_get(
+        result(call(&t, doc, "DestroySessionVariableById", "[\"nope\"]")), "qSuccess")));
+
+    /* A variable expanding into itself many times is bounded (work and text). */
+    {
+        char def[4096] = "";
+        for (int i = 0; i < 200; i++) {
+            strncat(def, "$(vBomb)", sizeof def - strlen(def) - 1);
+        }
+        json_t *bp = json_pack("[{s:s,s:s}]", "qName", "vBomb", "qDefinition", def);
+        char *bs = json_dumps(bp, JSON_COMPACT);
+        handle_of(call(&t, doc, "CreateSessionVariable", bs));
+        free(bs);
+        json_decref(bp);
+        ck_assert_ptr_nonnull(
+            json_object_get(call(&t, doc, "Evaluate", "[\"$(vBomb)\"]"), "result"));
+    }
+    /* An app variable, and a changed script variable, persist. */
+    r = call(&t, doc, "CreateVariableEx", "[{\"qName\":\"vApp\",\"qDefinition\":\"Norway\"}]");
+    ck_assert_ptr_nonnull(json_object_get(result(r), "qInfo"));
+    ck_assert_int_eq(err_code(call(&t, doc, "CreateVariableEx", "[{\"qName\":\"vTwo\"}]")),
+                     TSR_QIX_ERR_ALREADY_EXISTS);
+    int v2 = handle_of(call(&t, doc, "GetVariableByName", "[\"vTwo\"]"));
+    call(&t, v2, "SetStringValue", "[\"3\"]");
+    int vl = handle_of(call(&t, doc, "CreateSessionObject",
+                            "[{\"qInfo\":{\"qType\":\"VariableList\"},\"qVariableListDef\":{"
+                            "\"qType\":\"variable\"}}]"));
+    json_t *items = json_object_get(json_object_get(layout(&t, vl), "qVariableList"), "qItems");
+    ck_assert_uint_ge(json_array_size(items), 3);
+    sess_close(&t);
+    tsr_engined_destroy(E);
+    E = engined_open(false);
+    sess_open(&t, E, "tA", "alice", "app1");
+    doc = open_doc(&t, "app1");
+    ck_assert_str_eq(json_string_value(json_object_get(var_layout(&t, doc, "vApp"), "qText")),
+                     "Norway");
+    ck_assert_str_eq(json_string_value(json_object_get(var_layout(&t, doc, "vTwo"), "qText")), "3");
+    /* The script variable came back from the model file, not a reload. */
+    ck_assert_str_eq(json_string_value(json_object_get(var_layout(&t, doc, "vMeasure"), "qText")),
+                     "Sum(Amount)");
+    r = call(&t, doc, "DestroyVariableByName", "[\"vApp\"]");
+    ck_assert(json_is_true(json_object_get(result(r), "qSuccess")));
+    ck_assert_int_eq(err_code(call(&t, doc, "GetVariableByName", "[\"vApp\"]")),
+                     TSR_QIX_ERR_NOT_FOUND);
+    /* Malformed parameters on the new handle types answer once and never crash. */
+    int bm = handle_of(call(&t, doc, "CreateBookmark", "[{}]"));
+    int vh = handle_of(call(&t, doc, "GetVariableByName", "[\"vTwo\"]"));
+    static const char *const bad[] = {"[]",   "[null]", "[1]",          "[\"x\"]",
+                                      "[{}]", "[[]]",   "{\"qProp\":5}"};
+    static const char *const vm[] = {"GetLayout",      "GetProperties", "SetProperties",
+                                     "SetStringValue", "SetNumValue",   "SetDualValue",
+                                     "GetInfo",        "GetRawContent", NULL};
+    static const char *const bmm[] = {"GetLayout", "GetProperties", "SetProperties",
+                                      "Apply",     "GetInfo",       NULL};
+    static const char *const dm[] = {"CreateBookmark",
+                                     "ApplyBookmark",
+                                     "GetBookmark",
+                                     "GetBookmarks",
+                                     "CreateSessionVariable",
+                                     "CreateVariableEx",
+                                     "GetVariableById",
+                                     "GetVariableByName",
+                                     "GetVariables",
+                                     "DestroySessionVariableById",
+                                     "DestroySessionVariableByName",
+                                     "CreateMeasure",
+                                     "GetMeasure",
+                                     "GetMeasureWithLabel",
+                                     "DestroyMeasure",
+                                     NULL};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        for (size_t k = 0; vm[k] != NULL; k++) {
+            call(&t, vh, vm[k], bad[i]);
+        }
+        for (size_t k = 0; bmm[k] != NULL; k++) {
+            call(&t, bm, bmm[k], bad[i]);
+        }
+        for (size_t k = 0; dm[k] != NULL; k++) {
+            json_t *x = call(&t, doc, dm[k], bad[i]);
+            ck_assert(json_object_get(x, "result") || json_object_get(x, "error"));
+        }
+    }
+    sess_close(&t);
+}
+END_TEST
+
+static const char *LISTBOX_A =
+    "[{\"qInfo\":{\"qType\":\"njsListbox\",\"qId\":\"lb-a\"},\"qListObjectDef\":{"
+    "\"qStateName\":\"A\",\"qShowAlternatives\":true,\"qDef\":{\"qFieldDefs\":[\"Country\"],"
+    "\"qSortCriterias\":[{\"qSortByState\":1,\"qSortByAscii\":1}]},"
+    "\"qInitialDataFetch\":[{\"qTop\":0,\"qLeft\":0,\"qWidth\":1,\"qHeight\":100}]}}]";
+
+START_TEST(test_alternate_states_keep_their_own_selections) {
+    sess_t t;
+    sess_open(&t, E, "tA", "alice", "app1");
+    int doc = open_loaded(&t);
+    ck_assert_ptr_nonnull(json_object_get(call(&t, doc, "AddAlternateState", "[\"A\"]"), "result"));
+    json_t *names = json_object_get(
+        json_object_get(result(call(&t, doc, "GetAppLayout", "[]")), "qLayout"), "qStateNames");
+    ck_assert_uint_eq(json_array_size(names), 1);
+    ck_assert_str_eq(json_string_value(json_array_get(names, 0)), "A");
+    int lb = handle_of(call(&t, doc, "CreateSessionObject", LISTBOX));
+    int lba = handle_of(call(&t, doc, "CreateSessionObject", LISTBOX_A));
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(layout(&t, lba), "qListObject"), "qStateName")),
+                     "A");
+    /* A field of state A selects in A only. */
+    int fa = handle_of(call(&t, doc, "GetField", "[\"Country\",\"A\"]"));
+    json_t *r = call(&t, fa, "LowLevelSelect", "[[1],false]"); /* Norway */
+    ck_assert(json_is_true(json_object_get(result(r), "qReturn")));
+    ck_assert_str_eq(lo_state(layout(&t, lba), "Norway"), "S");
+    ck_assert_str_eq(lo_state(layout(&t, lb), "Norway"), "O");
+    /* A hypercube of state A follows A. */
+    int cube = handle_of(call(
+        &t, doc, "CreateSessionObject",
+        "[{\"qInfo\":{\"qType\":\"t\"},\"qHyperCubeDef\":{\"qStateName\":\"A\",\"qDimensions\":[{"
+        "\"qDef\":{\"qFieldDefs\":[\"Country\"]}}],\"qMeasures\":[{\"qDef\":{\"qDef\":\"Sum("
+        "Amount)\"}}],\"qInitialDataFetch\":[{\"qWidth\":2,\"qHeight\":10}]}}]"));
+    json_t *hc = json_object_get(layout(&t, cube), "qHyperCube");
+    ck_assert_str_eq(json_string_value(json_object_get(hc, "qStateName")), "A");
+    ck_assert_uint_eq(json_array_size(matrix(hc)), 1);
+    /* A list object selection in A, through its qPath. */
+    r = call(&t, lba, "SelectListObjectValues", "[\"/qListObjectDef\",[2],true]"); /* +Denmark */
+    ck_assert(json_is_true(json_object_get(result(r), "qSuccess")));
+    ck_assert_str_eq(lo_state(layout(&t, lba), "Denmark"), "S");
+    ck_assert_str_eq(lo_state(layout(&t, lb), "Denmark"), "O");
+    /* The default state selects on its own; ClearAll of A leaves it. */
+    int f = handle_of(call(&t, doc, "GetField", "[\"Country\"]"));
+    call(&t, f, "LowLevelSelect", "[[0],false]"); /* Sweden in $ */
+    ck_assert_str_eq(lo_state(layout(&t, lba), "Sweden"), "A");
+    ck_assert_str_eq(lo_state(layout(&t, lb), "Sweden"), "S");
+    /* A bookmark keeps both states. */
+    ck_assert_int_gt(handle_of(call(&t, doc, "CreateBookmark", "[{\"qInfo\":{\"qId\":\"bs\"}}]")),
+                     0);
+    call(&t, doc, "ClearAll", "[false,\"A\"]");
+    ck_assert_str_eq(lo_state(layout(&t, lba), "Norway"), "O");
+    ck_assert_str_eq(lo_state(layout(&t, lb), "Sweden"), "S");
+    call(&t, doc, "ClearAll", "[]");
+    ck_assert_str_eq(lo_state(layout(&t, lb), "Sweden"), "O");
+    call(&t, doc, "ApplyBookmark", "[\"bs\"]");
+    ck_assert_str_eq(lo_state(layout(&t, lb), "Sweden"), "S");
+    ck_assert_str_eq(lo_state(layout(&t, lba), "Norway"), "S");
+    ck_assert_str_eq(lo_state(layout(&t, lba), "Denmark"), "S");
+    /* A session state copies its source state's selection. */
+    call(&t, doc, "AddSessionAlternateState", "[\"S1\",\"A\"]");
+    int fs = handle_of(call(&t, doc, "GetField", "[\"Country\",\"S1\"]"));
+    ck_assert_int_eq(
+        json_integer_value(json_object_get(result(call(&t, fs, "GetCardinal", "[]")), "qReturn")),
+        3);
+    int lbs = handle_of(call(&t, doc, "CreateSessionObject",
+                             "[{\"qInfo\":{\"qType\":\"x\"},\"qListObjectDef\":{\"qStateName\":"
+                             "\"S1\",\"qDef\":{\"qFieldDefs\":[\"Country\"]},"
+                             "\"qInitialDataFetch\":[{\"qWidth\":1,\"qHeight\":10}]}}]"));
+    ck_assert_str_eq(lo_state(layout(&t, lbs), "Norway"), "S");
+    r = call(&t, doc, "RemoveSessionAlternateState", "[\"S1\"]");
+    ck_assert(json_is_true(json_object_get(result(r), "qSuccess")));
+    ck_assert_ptr_nonnull(
+        json_object_get(json_object_get(layout(&t, lbs), "qListObject"), "qError"));
+    /* Errors. */
+    ck_assert_int_eq(err_code(call(&t, doc, "GetField", "[\"Country\",\"nope\"]")),
+                     TSR_QIX_ERR_INVALID_PARAMETERS);
+    ck_assert_int_eq(err_code(call(&t, doc, "AddAlternateState", "[\"$\"]")),
+                     TSR_QIX_ERR_INVALID_PARAMETERS);
+    ck_assert_int_eq(err_code(call(&t, doc, "AddAlternateState", "[\"A\"]")),
+                     TSR_QIX_ERR_ALREADY_EXISTS);
+    ck_assert_int_eq(err_code(call(&t, doc, "RemoveAlternateState", "[\"nope\"]")),
+                     TSR_QIX_ERR_NOT_FOUND);
+    ck_assert_int_eq(err_code(call(&t, doc, "ClearAll", "[false,\"nope\"]")),
+                     TSR_QIX_ERR_INVALID_PARAMETERS);
+    sess_close(&t);
+    /* The app's states persist; a new session starts with empty selections in them. */
+    tsr_engined_destroy(E);
+    E = engined_open(false);
+    sess_open(&t, E, "tA", "alice", "app1");
+    doc = open_doc(&t, "app1");
+    names = json_object_get(json_object_get(result(call(&t, doc, "GetAppLayout", "[]")), "qLayout"),
+                            "qStateNames");
+    ck_assert_uint_eq(json_array_size(names), 1);
+    lba = handle_of(call(&t, doc, "CreateSessionObject", LISTBOX_A));
+    ck_assert_str_eq(lo_state(layout(&t, lba), "Norway"), "O");
+    ck_assert_ptr_nonnull(
+        json_object_get(call(&t, doc, "RemoveAlternateState", "[\"A\"]"), "result"));
+    ck_assert_ptr_nonnull(
+        json_object_get(json_object_get(layout(&t, lba), "qListObject"), "qError"));
+    sess_close(&t);
+}
+END_TEST
+
+/* The access cache over a counting stand-in for spaces. */
+typedef struct {
+    pthread_mutex_t mu;
+    int calls;
+    tsr_err_t answer;
+    unsigned actions;
+    unsigned sleep_ms;
+} counting_t;
+
+static void sleep_ms(unsigned ms) {
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static tsr_err_t counting_decide(void *ud, const tsr_engined_principal_t *who, const char *app_id,
+                                 unsigned *actions, tsr_error_t *err) {
+    counting_t *c = ud;
+    (void)who;
+    (void)app_id;
+    pthread_mutex_lock(&c->mu);
+    c->calls++;
+    tsr_err_t rc = c->answer;
+    unsigned a = c->actions;
+    unsigned ms = c->sleep_ms;
+    pthread_mutex_unlock(&c->mu);
+    if (ms > 0) {
+        sleep_ms(ms);
+    }
+    *actions = a;
+    return rc == TSR_OK ? TSR_OK : tsr_error_set(err, rc, "spaces answered 429");
+}
+
+static int calls_of(counting_t *c) {
+    pthread_mutex_lock(&c->mu);
+    int n = c->calls;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+static tsr_engined_access_t cached(counting_t *c, uint64_t ttl_ms) {
+    tsr_engined_access_t out = {0};
+    tsr_error_t err = {0};
+    tsr_engined_access_t inner = {.ud = c, .decide = counting_decide};
+    ck_assert_int_eq(tsr_engined_access_cached(inner, ttl_ms, 0, &out, &err), TSR_OK);
+    return out;
+}
+
+START_TEST(test_access_cache_hit_expiry_and_failures_not_cached) {
+    counting_t c = {.answer = TSR_OK, .actions = TSR_ENGINED_READ};
+    pthread_mutex_init(&c.mu, NULL);
+    tsr_engined_access_t a = cached(&c, 150);
+    tsr_engined_principal_t alice = {.tenant_id = "tA", .user_id = "alice", .roles = "User"},
+                            bob = {.tenant_id = "tA", .user_id = "bob", .roles = "User"};
+    unsigned acts = 0;
+    tsr_error_t err = {0};
+    /* Hit: the second identical question is not asked again. */
+    ck_assert_int_eq(a.decide(a.ud, &alice, "app1", &acts, &err), TSR_OK);
+    ck_assert_uint_eq(acts, TSR_ENGINED_READ);
+    ck_assert_int_eq(a.decide(a.ud, &alice, "app1", &acts, &err), TSR_OK);
+    ck_assert_uint_eq(acts, TSR_ENGINED_READ);
+    ck_assert_int_eq(calls_of(&c), 1);
+    /* Another user, roles or app is another question. */
+    ck_assert_int_eq(a.decide(a.ud, &bob, "app1", &acts, &err), TSR_OK);
+    ck_assert_int_eq(a.decide(a.ud, &alice, "app2", &acts, &err), TSR_OK);
+    tsr_engined_principal_t admin = {
+        .tenant_id = "tA", .user_id = "alice", .roles = "TenantAdmin,User"};
+    ck_assert_int_eq(a.decide(a.ud, &admin, "app1", &acts, &err), TSR_OK);
+    ck_assert_int_eq(calls_of(&c), 4);
+    /* Expiry. */
+    sleep_ms(200);
+    ck_assert_int_eq(a.decide(a.ud, &alice, "app1", &acts, &err), TSR_OK);
+    ck_assert_int_eq(calls_of(&c), 5);
+    /* Failures (spaces 429/5xx/timeout) and refusals are asked again every time. */
+    sleep_ms(200);
+    c.answer = TSR_EUNAVAILABLE;
+    ck_assert_int_eq(a.decide(a.ud, &alice, "app1", &acts, &err), TSR_EUNAVAILABLE);
+    ck_assert_str_eq(err.msg, "spaces answered 429");
+    ck_assert_int_eq(a.decide(a.ud, &alice, "app1", &acts, &err), TSR_EUNAVAILABLE);
+    ck_assert_int_eq(calls_of(&c), 7);
+    c.answer = TSR_ENOTFOUND;
+    ck_assert_int_eq(a.decide(a.ud, &alice, "app1", &acts, &err), TSR_ENOTFOUND);
+    c.answer = TSR_OK;
+    c.actions = 0;
+    ck_assert_int_eq(a.decide(a.ud, &alice, "app1", &acts, &err), TSR_OK);
+    ck_assert_uint_eq(acts, 0);
+    c.actions = TSR_ENGINED_ALL;
+    ck_assert_int_eq(a.decide(a.ud, &alice, "app1", &acts, &err), TSR_OK);
+    ck_assert_uint_eq(acts, TSR_ENGINED_ALL);
+    ck_assert_int_eq(calls_of(&c), 10);
+    a.close(a.ud);
+    /* TTL 0: nothing kept. */
+    a = cached(&c, 0);
+    a.decide(a.ud, &alice, "app1", &acts, &err);
+    a.decide(a.ud, &alice, "app1", &acts, &err);
+    ck_assert_int_eq(calls_of(&c), 12);
+    a.close(a.ud);
+    pthread_mutex_destroy(&c.mu);
+}
+END_TEST
+
+/* A stand-in spaces on a real socket: 200 with read, 429, or an answer later than the
+ * engine's access timeout. */
+static int fake_spaces_mode; /* 0: 200, 1: 429, 2: slow */
+static int fake_spaces_calls;
+static pthread_mutex_t fake_spaces_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static tsr_err_t fake_spaces_access(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    (void)ud;
+    (void)err;
+    pthread_mutex_lock(&fake_spaces_mu);
+    int mode = fake_spaces_mode;
+    fake_spaces_calls++;
+    pthread_mutex_unlock(&fake_spaces_mu);
+    if (mode == 1) {
+        tsr_req_reply_json(req, 429, json_pack("{s:s}", "error", "slow down"));
+        return TSR_OK;
+    }
+    if (mode == 2) {
+        sleep_ms(1500);
+    }
+    tsr_req_reply_json(req, 200, json_pack("{s:[s]}", "actions", "read"));
+    return TSR_OK;
+}
+
+START_TEST(test_access_from_spaces_429_and_timeout_fail_fast_and_are_not_cached) {
+    tsr_httpd_t *h = NULL;
+    tsr_error_t err = {0};
+    tsr_httpd_opts_t o = {
+        .service = "spaces-fake", .bind = "127.0.0.1", .threads = 2, .max_body = 1024};
+    ck_assert_int_eq(tsr_httpd_create(&o, &h, &err), TSR_OK);
+    ck_assert_int_eq(
+        tsr_httpd_route(h, "GET", "/internal/v1/access", fake_spaces_access, NULL, &err), TSR_OK);
+    ck_assert_int_eq(tsr_httpd_start(h, &err), TSR_OK);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u", (unsigned)tsr_httpd_port(h));
+    setenv("TSR_ENGINE_ACCESS_TIMEOUT_MS", "400", 1);
+    tsr_engined_access_t a = {0};
+    ck_assert_int_eq(tsr_engined_access_spaces_open(url, &a, &err), TSR_OK);
+    unsetenv("TSR_ENGINE_ACCESS_TIMEOUT_MS");
+    tsr_engined_principal_t alice = {.tenant_id = "tA", .user_id = "alice"};
+    unsigned acts = 0;
+    fake_spaces_mode = 1;
+    ck_assert_int_eq(a.decide(a.ud, &alice, "app1", &acts, &err), TSR_EUNAVAILABLE);
+    ck_assert_msg(strstr(err.msg, "429") != NULL, "%s", err.msg);
+    ck_assert_int_eq(a.decide(a.ud, &alice, "app1", &acts, &err), TSR_EUNAVAILABLE);
+    ck_assert_int_eq(fake_spaces_calls, 2);
+    fake_spaces_mode = 0;
+    ck_assert_int_eq(a.decide(a.ud, &alice, "app1", &acts, &err), TSR_OK);
+    ck_assert_uint_eq(acts, TSR_ENGINED_READ);
+    ck_assert_int_eq(a.decide(a.ud, &alice, "app1", &acts, &err), TSR_OK);
+    ck_assert_int_eq(fake_spaces_calls, 3);
+    /* A spaces slower than the timeout: refused after the timeout, not after its answer. */
+    fake_spaces_mode = 2;
+    tsr_engined_principal_t bob = {.tenant_id = "tA", .user_id = "bob"};
+    uint64_t t0 = tsr_mono_ms();
+    ck_assert_int_eq(a.decide(a.ud, &bob, "app1", &acts, &err), TSR_EUNAVAILABLE);
+    ck_assert_uint_lt(tsr_mono_ms() - t0, 1200);
+    a.close(a.ud);
+    tsr_httpd_destroy(h);
+}
+END_TEST
+
+typedef struct {
+    tsr_engined_access_t *a;
+    tsr_err_t rc;
+    unsigned acts;
+} asker_t;
+
+static void *asker(void *ud) {
+    asker_t *k = ud;
+    tsr_engined_principal_t alice = {.tenant_id = "tA", .user_id = "alice"};
+    k->rc = k->a->decide(k->a->ud, &alice, "app1", &k->acts, NULL);
+    return NULL;
+}
+
+START_TEST(test_access_cache_coalesces_concurrent_questions) {
+    for (int round = 0; round < 2; round++) {
+        /* Round 1: a failure reaches every waiting asker, and is not kept. */
+        counting_t c = {.answer = round == 0 ? TSR_OK : TSR_EUNAVAILABLE,
+                        .actions = TSR_ENGINED_READ,
+                        .sleep_ms = 300};
+        pthread_mutex_init(&c.mu, NULL);
+        tsr_engined_access_t a = cached(&c, 30000);
+        enum { N = 16 };
+        pthread_t th[N];
+        asker_t k[N];
+        for (int i = 0; i < N; i++) {
+            k[i] = (asker_t){.a = &a};
+            ck_assert_int_eq(pthread_create(&th[i], NULL, asker, &k[i]), 0);
+        }
+        for (int i = 0; i < N; i++) {
+            pthread_join(th[i], NULL);
+            ck_assert_int_eq(k[i].rc, c.answer);
+        }
+        ck_assert_int_eq(calls_of(&c), 1);
+        c.sleep_ms = 0;
+        asker(&k[0]);
+        ck_assert_int_eq(calls_of(&c), round == 0 ? 1 : 2);
+        a.close(a.ud);
+        pthread_mutex_destroy(&c.mu);
+    }
+}
+END_TEST
+
+/* Child objects (children.c): a sheet's charts and a filter pane's listboxes. */
+static size_t child_count(sess_t *t, int h) {
+    return json_array_size(json_object_get(json_object_get(layout(t, h), "qChildList"), "qItems"));
+}
+
+START_TEST(test_children_sheet_filterpane_tree_and_dimensionless_cube) {
+    sess_t t, u;
+    sess_open(&t, E, "tA", "alice", "app1");
+    sess_open(&u, E, "tA", "bob", "app1");
+    int doc = open_loaded(&t);
+    int doc2 = open_doc(&u, "app1");
+    int sheet = handle_of(call(&t, doc, "CreateObject",
+                               "[{\"qInfo\":{\"qId\":\"s1\",\"qType\":\"sheet\"},\"cells\":[],"
+                               "\"qChildListDef\":{\"qData\":{\"title\":\"/title\"}}}]"));
+    ck_assert_uint_eq(child_count(&t, sheet), 0);
+    /* A chart on the sheet: a persistent child, also reachable with GetObject. */
+    json_t *r = call(&t, sheet, "CreateChild",
+                     "[{\"qInfo\":{\"qType\":\"kpi\"},\"title\":\"Total\",\"qHyperCubeDef\":{"
+                     "\"qDimensions\":[],\"qMeasures\":[{\"qDef\":{\"qDef\":\"=Sum(Amount)\"}}],"
+                     "\"qInitialDataFetch\":[{\"qWidth\":1,\"qHeight\":1}]}}]");
+    ck_assert(has_change(r, sheet));
+    int kpi = handle_of(r);
+    char kid[64];
+    snprintf(kid, sizeof kid, "%s",
+             json_string_value(json_object_get(json_object_get(result(r), "qInfo"), "qId")));
+    ck_assert_uint_gt(strlen(kid), 0);
+    json_t *items = json_object_get(json_object_get(layout(&t, sheet), "qChildList"), "qItems");
+    ck_assert_uint_eq(json_array_size(items), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(json_array_get(items, 0), "qData"), "title")),
+                     "Total");
+    /* No dimensions: one row holding the measure over all records (a KPI). */
+    json_t *cube = json_object_get(layout(&t, kpi), "qHyperCube");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(cube, "qSize"), "qcy")), 1);
+    ck_assert_str_eq(cell_text(matrix(cube), 0, 0), "42");
+    /* The other session finds the child through the sheet and by id. */
+    int sheet2 = handle_of(call(&u, doc2, "GetObject", "[\"s1\"]"));
+    ck_assert_uint_eq(child_count(&u, sheet2), 1);
+    char p[160];
+    snprintf(p, sizeof p, "[\"%s\"]", kid);
+    int kpi2 = handle_of(call(&u, sheet2, "GetChild", p));
+    ck_assert_int_eq(handle_of(call(&u, doc2, "GetObject", p)), kpi2);
+    ck_assert_int_eq(err_code(call(&u, sheet2, "GetChild", "[\"s1\"]")), 2);
+    r = call(&u, kpi2, "GetParent", "[]");
+    ck_assert_int_eq(handle_of(r), sheet2);
+    /* A session filter pane gets its listboxes from SetFullPropertyTree (nebula.js). */
+    int fp = handle_of(call(&t, doc, "CreateSessionObject",
+                            "[{\"qInfo\":{\"qId\":\"fp\",\"qType\":\"filterpane\"},"
+                            "\"qChildListDef\":{\"qData\":{}}}]"));
+    r = call(&t, fp, "SetFullPropertyTree",
+             "[{\"qProperty\":{\"qInfo\":{\"qId\":\"fp\",\"qType\":\"filterpane\"},"
+             "\"qChildListDef\":{\"qData\":{}}},\"qChildren\":["
+             "{\"qProperty\":{\"qInfo\":{\"qType\":\"listbox\"},\"qListObjectDef\":{"
+             "\"qDef\":{\"qFieldDefs\":[\"Country\"]},\"qInitialDataFetch\":[{\"qWidth\":1,"
+             "\"qHeight\":10}]}},\"qChildren\":[]},"
+             "{\"qProperty\":{\"qInfo\":{\"qType\":\"listbox\"},\"qListObjectDef\":{"
+             "\"qDef\":{\"qFieldDefs\":[\"Product\"]}}},\"qChildren\":[]}]}]");
+    ck_assert(json_is_object(result(r)));
+    items = json_object_get(json_object_get(layout(&t, fp), "qChildList"), "qItems");
+    ck_assert_uint_eq(json_array_size(items), 2);
+    snprintf(p, sizeof p, "[\"%s\"]",
+             json_string_value(
+                 json_object_get(json_object_get(json_array_get(items, 0), "qInfo"), "qId")));
+    int lb = handle_of(call(&t, doc, "GetObject", p));
+    ck_assert_str_eq(lo_state(layout(&t, lb), "Norway"), "O");
+    /* The whole tree comes back; a tree without the second listbox removes it. */
+    json_t *tree = json_object_get(result(call(&t, fp, "GetFullPropertyTree", "[]")), "qPropEntry");
+    ck_assert_uint_eq(json_array_size(json_object_get(tree, "qChildren")), 2);
+    json_array_remove(json_object_get(tree, "qChildren"), 1);
+    json_t *params = json_pack("[O]", tree);
+    char *ps = json_dumps(params, JSON_COMPACT);
+    call(&t, fp, "SetFullPropertyTree", ps);
+    free(ps);
+    json_decref(params);
+    ck_assert_uint_eq(child_count(&t, fp), 1);
+    ck_assert_str_eq(lo_state(layout(&t, lb), "Norway"), "O"); /* kept: same id */
+    /* Not a tree: refused, nothing changed. */
+    ck_assert_int_eq(err_code(call(&t, fp, "SetFullPropertyTree", "[5]")),
+                     TSR_QIX_ERR_INVALID_PARAMS);
+    ck_assert_uint_eq(child_count(&t, fp), 1);
+    /* Destroying a parent destroys its children. */
+    r = call(&t, doc, "DestroySessionObject", "[\"fp\"]");
+    ck_assert(json_is_true(json_object_get(result(r), "qSuccess")));
+    ck_assert_int_eq(err_code(call(&t, doc, "GetObject", p)), 2);
+    snprintf(p, sizeof p,
+             "[\"%s\",{\"qInfo\":{\"qId\":\"s1\",\"qType\":\"sheet\"},"
+             "\"cells\":[]}]",
+             kid);
+    r = call(&t, sheet, "DestroyChild", p);
+    ck_assert(json_is_true(json_object_get(result(r), "qSuccess")));
+    ck_assert_uint_eq(child_count(&t, sheet), 0);
+    snprintf(p, sizeof p, "[\"%s\"]", kid);
+    ck_assert_int_eq(err_code(call(&u, doc2, "GetObject", p)), 2);
+    /* CreateChild + DestroyObject of the sheet: the child goes with it. */
+    r = call(&t, sheet, "CreateChild", "[{\"qInfo\":{\"qId\":\"c2\",\"qType\":\"table\"}}]");
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(result(r), "qInfo"), "qId")),
+                     "c2");
+    r = call(&t, doc, "DestroyObject", "[\"s1\"]");
+    ck_assert(json_is_true(json_object_get(result(r), "qSuccess")));
+    ck_assert_int_eq(err_code(call(&u, doc2, "GetObject", "[\"c2\"]")), 2);
+    sess_close(&u);
+    sess_close(&t);
+}
+END_TEST
+
+START_TEST(test_rest_routes_and_openapi_cover_each_other) {
+    tsr_test_routes_match_openapi(TSR_SOURCE_DIR "/api/openapi/engine.yaml", tsr_engined_route_at);
+}
+END_TEST
+
 static Suite *engined_suite(void) {
     Suite *s = suite_create("engined");
     TCase *tc = tcase_create("qix");
@@ -1024,6 +2175,18 @@ static Suite *engined_suite(void) {
     tcase_add_test(tc, test_other_tenant_app_answers_like_missing_one);
     tcase_add_test(tc, test_upgrade_requires_principal_headers);
     tcase_add_test(tc, test_access_decisions_gate_open_edit_and_reload);
+    tcase_add_test(tc, test_bookmark_create_apply_restores_selection_and_persists);
+    tcase_add_test(tc, test_master_measure_create_list_use_in_chart_and_persist);
+    tcase_add_test(tc, test_variables_script_session_app_and_dollar_expansion);
+    tcase_add_test(tc, test_alternate_states_keep_their_own_selections);
+    tcase_add_test(tc, test_access_cache_hit_expiry_and_failures_not_cached);
+    tcase_add_test(tc, test_access_cache_coalesces_concurrent_questions);
+    tcase_add_test(tc, test_access_from_spaces_429_and_timeout_fail_fast_and_are_not_cached);
+    tcase_add_test(tc, test_app_export_download_import_round_trip_and_refusals);
+    tcase_add_test(tc, test_app_export_needs_the_export_permission);
+    tcase_add_test(tc, test_app_copy_and_publish_carry_the_content);
+    tcase_add_test(tc, test_children_sheet_filterpane_tree_and_dimensionless_cube);
+    tcase_add_test(tc, test_rest_routes_and_openapi_cover_each_other);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -790,6 +790,158 @@ START_TEST(test_groups_other_tenant_is_404_like_missing) {
 }
 END_TEST
 
+/* The groups claim of the token authn mints for bearer tok, as "a,b"; *len the token's bytes. */
+static void token_groups(fx_t *fx, const tsr_httpd_response_t *r, char *out, size_t n,
+                         size_t *len) {
+    json_t *c = NULL;
+    tsr_error_t err;
+    const char *t = hdr(r, "x-tsr-token");
+    ck_assert_ptr_nonnull(t);
+    *len = strlen(t);
+    ck_assert_int_eq(tsr_identity__jwt_verify(fx->id, t, &c, &err), TSR_OK);
+    json_t *g = json_object_get(c, "groups");
+    ck_assert_msg(json_is_array(g), "the groups claim is always an array");
+    size_t i;
+    json_t *v;
+    out[0] = '\0';
+    json_array_foreach(g, i, v) {
+        size_t l = strlen(out);
+        snprintf(out + l, n - l, "%s%s", l > 0 ? "," : "", json_string_value(v));
+    }
+    json_decref(c);
+}
+
+static char *group_new(fx_t *fx, const char *body) {
+    json_t *g = expect(fx, "POST", "/api/v1/groups", HOST_A, fx->a.api_key, body, 201);
+    char *id = tsr_xstrdup(json_string_value(json_object_get(g, "id")));
+    json_decref(g);
+    return id;
+}
+
+START_TEST(test_authn_carries_active_groups_in_header_and_token) {
+    fx_t fx;
+    fx_init(&fx);
+    char uid[25], up[128], body[1024], want[256], got[4096];
+    size_t len = 0;
+    char *tok = user_with_key(&fx, "grouped@a.test", "[]", uid);
+    tsr_httpd_response_t r;
+    /* No groups: no header, an empty claim. */
+    call(&fx, "GET", "/internal/v1/authn", HOST_A, tok, NULL, &r);
+    ck_assert_uint_eq(r.status, 200);
+    ck_assert_ptr_null(hdr(&r, "x-tsr-groups"));
+    token_groups(&fx, &r, got, sizeof got, &len);
+    ck_assert_str_eq(got, "");
+    tsr_httpd_response_cleanup(&r);
+    char *g1 = group_new(&fx, "{\"name\":\"one\"}");
+    char *g2 = group_new(&fx, "{\"name\":\"two\"}");
+    char *g3 = group_new(&fx, "{\"name\":\"off\",\"status\":\"disabled\"}");
+    snprintf(up, sizeof up, "/api/v1/users/%s", uid);
+    snprintf(body, sizeof body,
+             "[{\"op\":\"replace\",\"path\":\"/assignedGroups\",\"value\":[{\"id\":\"%s\"},"
+             "{\"id\":\"%s\"},{\"id\":\"%s\"},{\"id\":\"%s\"}]}]",
+             g2, g3, g1, g2);
+    json_decref(expect(&fx, "PATCH", up, HOST_A, fx.a.api_key, body, 204));
+    /* Active groups only, distinct, in the user's order; the same in the token. */
+    snprintf(want, sizeof want, "%s,%s", g2, g1);
+    call(&fx, "GET", "/internal/v1/authn", HOST_A, tok, NULL, &r);
+    ck_assert_uint_eq(r.status, 200);
+    ck_assert_str_eq(hdr(&r, "x-tsr-groups"), want);
+    token_groups(&fx, &r, got, sizeof got, &len);
+    ck_assert_str_eq(got, want);
+    tsr_httpd_response_cleanup(&r);
+    /* A deleted group drops out at the next authentication. */
+    snprintf(body, sizeof body, "/api/v1/groups/%s", g1);
+    json_decref(expect(&fx, "DELETE", body, HOST_A, fx.a.api_key, NULL, 204));
+    call(&fx, "GET", "/internal/v1/authn", HOST_A, tok, NULL, &r);
+    ck_assert_str_eq(hdr(&r, "x-tsr-groups"), g2);
+    tsr_httpd_response_cleanup(&r);
+    free(g1);
+    free(g2);
+    free(g3);
+    free(tok);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+/* More groups than a principal carries (possible only through the store: the API allows 16 by
+ * hand): the first TSR_ID__MAX_PRINCIPAL_GROUPS count, the rest grant nothing, not even roles;
+ * the token stays usable as a bearer. */
+START_TEST(test_authn_groups_capped) {
+    fx_t fx;
+    fx_init(&fx);
+    char uid[25], name[64], got[8192];
+    tsr_error_t err;
+    size_t len = 0;
+    char *tok = user_with_key(&fx, "many@a.test", "[]", uid);
+    const int n = TSR_ID__MAX_PRINCIPAL_GROUPS + 1;
+    json_t *refs = json_array();
+    char first[25] = "", last[25] = "";
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name,
+                 i == n - 1 ? "{\"name\":\"g%d\",\"assignedRoles\":[{\"name\":\"AuditAdmin\"}]}"
+                            : "{\"name\":\"g%d\"}",
+                 i);
+        char *g = group_new(&fx, name);
+        json_array_append_new(
+            refs, json_pack("{ss ss ss}", "id", g, "name", "x", "providerType", "custom"));
+        if (i == 0) {
+            memcpy(first, g, 25);
+        }
+        memcpy(last, g, 25);
+        free(g);
+    }
+    json_t *user = NULL;
+    ck_assert_int_eq(
+        fx.id->docs.get(fx.id->docs.ud, TSR_ID__C_USERS, fx.a.tenant_id, uid, &user, &err), TSR_OK);
+    json_object_set_new(user, "assignedGroups", refs);
+    ck_assert_int_eq(
+        fx.id->docs.replace(fx.id->docs.ud, TSR_ID__C_USERS, fx.a.tenant_id, uid, user, NULL, &err),
+        TSR_OK);
+    json_decref(user);
+    tsr_httpd_response_t r;
+    call(&fx, "GET", "/internal/v1/authn", HOST_A, tok, NULL, &r);
+    ck_assert_uint_eq(r.status, 200);
+    const char *h = hdr(&r, "x-tsr-groups");
+    ck_assert_uint_eq(strlen(h), (size_t)TSR_ID__MAX_PRINCIPAL_GROUPS * 25 - 1);
+    ck_assert_int_eq(strncmp(h, first, 24), 0);
+    ck_assert_ptr_null(strstr(h, last));
+    ck_assert_str_eq(hdr(&r, "x-tsr-roles"), "User");
+    token_groups(&fx, &r, got, sizeof got, &len);
+    ck_assert_str_eq(got, h);
+    fprintf(stderr, "platform JWT with %d groups: %zu bytes (X-Tsr-Groups %zu bytes)\n",
+            TSR_ID__MAX_PRINCIPAL_GROUPS, len, strlen(h));
+    ck_assert_uint_lt(len, TSR_CRYPTO_JWT_MAX_DEFAULT);
+    /* Cost: one group read per membership at every authentication (figures for the report). */
+    uint64_t t0 = tsr_mono_ns();
+    for (int i = 0; i < 50; i++) {
+        tsr_httpd_response_t r2;
+        call(&fx, "GET", "/internal/v1/authn", HOST_A, tok, NULL, &r2);
+        ck_assert_uint_eq(r2.status, 200);
+        tsr_httpd_response_cleanup(&r2);
+    }
+    uint64_t t1 = tsr_mono_ns();
+    for (int i = 0; i < 50; i++) {
+        tsr_httpd_response_t r2;
+        call(&fx, "GET", "/internal/v1/authn", HOST_A, fx.a.api_key, NULL, &r2);
+        tsr_httpd_response_cleanup(&r2);
+    }
+    uint64_t t2 = tsr_mono_ns();
+    fprintf(stderr, "authn: %.2f ms with %d groups, %.2f ms without\n", (double)(t1 - t0) / 50e6,
+            TSR_ID__MAX_PRINCIPAL_GROUPS, (double)(t2 - t1) / 50e6);
+    /* That token, far over an API key's size, still authenticates as a bearer. */
+    char *jwt = tsr_xstrdup(hdr(&r, "x-tsr-token"));
+    tsr_httpd_response_cleanup(&r);
+    call(&fx, "GET", "/internal/v1/authn", HOST_A, jwt, NULL, &r);
+    ck_assert_uint_eq(r.status, 200);
+    ck_assert_str_eq(hdr(&r, "x-tsr-auth-type"), "jwt");
+    ck_assert_str_eq(hdr(&r, "x-tsr-user-id"), uid);
+    tsr_httpd_response_cleanup(&r);
+    free(jwt);
+    free(tok);
+    fx_cleanup(&fx);
+}
+END_TEST
+
 START_TEST(test_api_keys_patch_description_and_config) {
     fx_t fx;
     fx_init(&fx);
@@ -2598,6 +2750,17 @@ START_TEST(test_oidc_group_mapping_rules) {
         }
     }
     ck_assert_ptr_nonnull(eng);
+    /* Hand-made and provider-mapped groups both reach the principal. */
+    {
+        const char *h[] = {"Host", HOST_A, "Cookie", cookie, "X-Original-Method", "GET", NULL};
+        tsr_httpd_response_t r;
+        char want[64];
+        tsr_httpd_inject(fx.h, "GET", "/internal/v1/authn", h, NULL, 0, &r);
+        ck_assert_uint_eq(r.status, 200);
+        snprintf(want, sizeof want, "%s,%s", json_string_value(json_object_get(hand, "id")), eng);
+        ck_assert_str_eq(hdr(&r, "x-tsr-groups"), want);
+        tsr_httpd_response_cleanup(&r);
+    }
     snprintf(path, sizeof path, "/api/v1/groups/%s", eng);
     json_decref(expect(&fx, "PATCH", path, HOST_A, fx.a.api_key,
                        "[{\"op\":\"replace\",\"path\":\"/assignedRoles\",\"value\":[{\"name\":"
@@ -2751,6 +2914,61 @@ START_TEST(test_idp_crud_secret_sealed_and_isolated) {
 }
 END_TEST
 
+/* GET /api/v1/identity/oidc/providers: public, the Host's tenant only, active providers only,
+ * ids and names without the discovery URL, client id or secret. */
+START_TEST(test_oidc_sign_in_options_public_active_and_isolated) {
+    fx_t fx;
+    fx_init(&fx);
+    json_t *l = expect(&fx, "GET", "/api/v1/identity/oidc/providers", HOST_A, NULL, NULL, 200);
+    ck_assert_uint_eq(json_array_size(json_object_get(l, "data")), 0);
+    json_decref(l);
+    json_t *c =
+        expect(&fx, "POST", "/api/v1/identity-providers", HOST_A, fx.a.api_key, IDP_BODY, 201);
+    const char *iid = json_string_value(json_object_get(c, "id"));
+    json_t *off = expect(&fx, "POST", "/api/v1/identity-providers", HOST_A, fx.a.api_key,
+                         "{\"protocol\":\"OIDC\",\"active\":false,\"description\":\"old\","
+                         "\"options\":{\"discoveryUrl\":\"https://old.test/.well-known/"
+                         "openid-configuration\",\"clientId\":\"o\",\"clientSecret\":\"x\"}}",
+                         201);
+    /* No credential needed; only the active provider; nothing but id, name and loginPath. */
+    tsr_httpd_response_t r;
+    call(&fx, "GET", "/api/v1/identity/oidc/providers", HOST_A, NULL, NULL, &r);
+    ck_assert_uint_eq(r.status, 200);
+    ck_assert_msg(strstr(r.body, "idp.test") == NULL && strstr(r.body, "tessera") == NULL &&
+                      strstr(r.body, "s3cr3t") == NULL && strstr(r.body, "old") == NULL,
+                  "%s", r.body);
+    tsr_httpd_response_cleanup(&r);
+    l = expect(&fx, "GET", "/api/v1/identity/oidc/providers", HOST_A, NULL, NULL, 200);
+    json_t *data = json_object_get(l, "data");
+    ck_assert_uint_eq(json_array_size(data), 1);
+    json_t *o = json_array_get(data, 0);
+    ck_assert_uint_eq(json_object_size(o), 3);
+    ck_assert_str_eq(json_string_value(json_object_get(o, "id")), iid);
+    ck_assert_str_eq(json_string_value(json_object_get(o, "name")), "corp");
+    char login[96];
+    snprintf(login, sizeof login, "/api/v1/identity/oidc/%s/login", iid);
+    ck_assert_str_eq(json_string_value(json_object_get(o, "loginPath")), login);
+    json_decref(l);
+    /* Tenant B's sign-in page shows none of A's; an unknown host is a 404. */
+    l = expect(&fx, "GET", "/api/v1/identity/oidc/providers", HOST_B, NULL, NULL, 200);
+    ck_assert_uint_eq(json_array_size(json_object_get(l, "data")), 0);
+    json_decref(l);
+    json_decref(
+        expect(&fx, "GET", "/api/v1/identity/oidc/providers", "nobody.test", NULL, NULL, 404));
+    /* Deactivated: gone from the list. */
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/identity-providers/%s", iid);
+    json_decref(expect(&fx, "PATCH", path, HOST_A, fx.a.api_key,
+                       "[{\"op\":\"replace\",\"path\":\"/active\",\"value\":false}]", 200));
+    l = expect(&fx, "GET", "/api/v1/identity/oidc/providers", HOST_A, NULL, NULL, 200);
+    ck_assert_uint_eq(json_array_size(json_object_get(l, "data")), 0);
+    json_decref(l);
+    json_decref(off);
+    json_decref(c);
+    fx_cleanup(&fx);
+}
+END_TEST
+
 int main(void) {
     FILE *devnull = fopen("/dev/null", "w");
     tsr_log_init("identity", TSR_LOG_INFO, devnull);
@@ -2787,6 +3005,8 @@ int main(void) {
     tc = tcase_create("groups");
     tcase_add_test(tc, test_groups_roles_apply_to_members_until_disabled);
     tcase_add_test(tc, test_groups_other_tenant_is_404_like_missing);
+    tcase_add_test(tc, test_authn_carries_active_groups_in_header_and_token);
+    tcase_add_test(tc, test_authn_groups_capped);
     suite_add_tcase(s, tc);
     tc = tcase_create("api_keys");
     tcase_add_test(tc, test_api_keys_create_shows_token_once_and_it_authenticates);
@@ -2826,6 +3046,7 @@ int main(void) {
     tcase_add_test(tc, test_oidc_id_token_matrix);
     tcase_add_test(tc, test_oidc_discovery_caps);
     tcase_add_test(tc, test_idp_crud_secret_sealed_and_isolated);
+    tcase_add_test(tc, test_oidc_sign_in_options_public_active_and_isolated);
     tcase_add_test(tc, test_oidc_jit_user_link_and_conflicts);
     tcase_add_test(tc, test_oidc_flow_with_fake_provider);
     tcase_add_test(tc, test_oidc_group_mapping_rules);

@@ -284,6 +284,9 @@ static tsr_err_t fixture_check_app(void *ud, const char *user_id, const char *ap
     if (strcmp(app_id, "secret") == 0) {
         return tsr_error_set(err, TSR_EFORBIDDEN, "not yours");
     }
+    if (strcmp(app_id, "busy") == 0) {
+        return tsr_error_set(err, TSR_EUNAVAILABLE, "access: spaces answered 429");
+    }
     return TSR_OK;
 }
 
@@ -947,6 +950,11 @@ START_TEST(test_ws_unknown_or_forbidden_app_closes_4204_4203) {
     close(fd);
     fd = ws_connect(tsr_httpd_port(s.h), "/app/secret", NULL, head, sizeof head);
     ck_assert_int_eq(ws_expect_close(fd), 4203);
+    close(fd);
+    /* The decision could not be made (spaces 429, 5xx, timeout): fail at once, 1013. */
+    fd = ws_connect(tsr_httpd_port(s.h), "/app/busy", NULL, head, sizeof head);
+    ck_assert_msg(strstr(head, " 101 ") != NULL, "head: %s", head);
+    ck_assert_int_eq(ws_expect_close(fd), 1013);
     close(fd);
     server_stop(&s);
 }

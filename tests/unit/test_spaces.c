@@ -5,6 +5,8 @@
  * data files, events in the outbox, cross-tenant 404 on every route, and routes vs OpenAPI.
  */
 #include <check.h>
+#include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +21,13 @@
 
 typedef struct {
     const char *tenant, *user, *roles;
+    const char *groups; /* X-Tsr-Groups; NULL: not sent */
 } who_t;
 
-static const who_t A_ADMIN = {"ta", "adminA", "TenantAdmin,User"};
-static const who_t A_U1 = {"ta", "u1", "User"};
-static const who_t A_U2 = {"ta", "u2", "User"};
-static const who_t B_ADMIN = {"tb", "adminB", "TenantAdmin,User"};
+static const who_t A_ADMIN = {"ta", "adminA", "TenantAdmin,User", NULL};
+static const who_t A_U1 = {"ta", "u1", "User", NULL};
+static const who_t A_U2 = {"ta", "u2", "User", NULL};
+static const who_t B_ADMIN = {"tb", "adminB", "TenantAdmin,User", NULL};
 
 typedef struct {
     char dir[64];
@@ -34,6 +37,8 @@ typedef struct {
     tsr_spaces_t *sp;
     tsr_httpd_t *h;
 } fx_t;
+
+static const char *fx_engine_url; /* opts.engine_url of the next fx_init (NULL: none) */
 
 static void fx_init(fx_t *fx) {
     tsr_error_t err;
@@ -56,7 +61,8 @@ static void fx_init(fx_t *fx) {
                            .blobs = fx->blobs,
                            .kek = fx->kek,
                            .datafile_max_bytes = FILE_MAX,
-                           .json_max_body = 65536};
+                           .json_max_body = 65536,
+                           .engine_url = fx_engine_url};
     ck_assert_int_eq(tsr_spaces_create(&o, &fx->sp, &err), TSR_OK);
     tsr_httpd_opts_t ho = {.service = "spaces",
                            .bind = "127.0.0.1",
@@ -91,6 +97,10 @@ static unsigned callx(fx_t *fx, const who_t *who, const char *method, const char
         h[n++] = who->user;
         h[n++] = "X-Tsr-Roles";
         h[n++] = who->roles;
+        if (who->groups != NULL) {
+            h[n++] = "X-Tsr-Groups";
+            h[n++] = who->groups;
+        }
     }
     if (body != NULL) {
         h[n++] = "Content-Type";
@@ -263,7 +273,7 @@ START_TEST(test_principal_missing_headers_is_401) {
         "HTTP-401");
     json_decref(j);
     tsr_httpd_response_cleanup(&r);
-    const who_t bad = {"t/../x", "u", "User"};
+    const who_t bad = {"t/../x", "u", "User", NULL};
     ck_assert_uint_eq(st(&fx, &bad, "GET", "/api/v1/spaces", NULL), 401);
     fx_cleanup(&fx);
 }
@@ -423,6 +433,192 @@ START_TEST(test_space_visible_only_to_owner_members_and_admin) {
     ck_assert_uint_eq(st(&fx, &A_U1, "GET", one, NULL), 404);
     free(as);
     free(id);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+/* ---- group assignments ---------------------------------------------------------------------- */
+
+#define G_CONS "0000000000000000000000c1" /* assigned consumer in A's space */
+#define G_PROD "0000000000000000000000b2" /* assigned producer in A's space */
+#define G_NONE "0000000000000000000000d3" /* assigned nowhere */
+#define G_B "0000000000000000000000e4"    /* assigned consumer in B's space */
+
+static char *assign_group(fx_t *fx, const who_t *who, const char *space, const char *group,
+                          const char *role) {
+    char path[128], body[256];
+    snprintf(path, sizeof path, "/api/v1/spaces/%s/assignments", space);
+    snprintf(body, sizeof body, "{\"type\":\"group\",\"assigneeId\":\"%s\",\"roles\":[\"%s\"]}",
+             group, role);
+    return call_get(fx, who, "POST", path, body, 201, "id", NULL);
+}
+
+/* Whether GET path (a list) answers 200 with id somewhere in its body. */
+static bool listed(fx_t *fx, const who_t *who, const char *path, const char *id) {
+    tsr_httpd_response_t r;
+    ck_assert_uint_eq(call(fx, who, "GET", path, NULL, &r), 200);
+    bool found = strstr(r.body, id) != NULL;
+    tsr_httpd_response_cleanup(&r);
+    return found;
+}
+
+START_TEST(test_group_assignments_grant_their_roles) {
+    fx_t fx;
+    fx_init(&fx);
+    char path[192];
+    char *space = space_create(&fx, &A_ADMIN, "Group space", "shared");
+    char *app = app_create(&fx, &A_ADMIN, "group app", space);
+    char *a_cons = assign_group(&fx, &A_ADMIN, space, G_CONS, "consumer");
+    char *a_prod = assign_group(&fx, &A_ADMIN, space, G_PROD, "producer");
+    free(assign(&fx, &A_ADMIN, space, "u2", "consumer"));
+    /* B's own space, with B's group: nothing of it reaches tenant A's callers. */
+    char *space_b = space_create(&fx, &B_ADMIN, "B space", "shared");
+    char *app_b = app_create(&fx, &B_ADMIN, "b app", space_b);
+    free(assign_group(&fx, &B_ADMIN, space_b, G_B, "consumer"));
+    const unsigned R = TSR_SPACES_READ, E = TSR_SPACES_EDIT;
+    static const struct {
+        const char *what;
+        who_t who;
+        unsigned space_want, app_want; /* actions; ~0u: none, the space and app answer 404 */
+    } cases[] = {
+        {"consumer group, no own assignment",
+         {"ta", "g1", "User", G_CONS},
+         R,
+         R | TSR_SPACES_EXPORT},
+        {"producer group",
+         {"ta", "g2", "User", G_PROD},
+         R | E,
+         R | E | TSR_SPACES_RELOAD | TSR_SPACES_EXPORT | TSR_SPACES_PUBLISH | TSR_SPACES_DELETE},
+        {"both groups unite",
+         {"ta", "g3", "User", G_CONS "," G_PROD},
+         R | E,
+         R | E | TSR_SPACES_RELOAD | TSR_SPACES_EXPORT | TSR_SPACES_PUBLISH | TSR_SPACES_DELETE},
+        {"own consumer + producer group",
+         {"ta", "u2", "User", G_PROD},
+         R | E,
+         R | E | TSR_SPACES_RELOAD | TSR_SPACES_EXPORT | TSR_SPACES_PUBLISH | TSR_SPACES_DELETE},
+        {"junk around a group id is skipped",
+         {"ta", "g4", "User", " x, ," G_CONS ",zz"},
+         R,
+         R | TSR_SPACES_EXPORT},
+        {"a group assigned nowhere", {"ta", "g5", "User", G_NONE}, ~0u, ~0u},
+        {"no groups header", {"ta", "g6", "User", NULL}, ~0u, ~0u},
+        {"another tenant's group id", {"ta", "g7", "User", G_B}, ~0u, ~0u},
+        {"A's group id from tenant B", {"tb", "g8", "User", G_CONS "," G_PROD}, ~0u, ~0u},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const who_t *w = &cases[i].who;
+        bool sees = cases[i].space_want != ~0u;
+        /* /internal/v1/access: an object of the caller's tenant it may not touch has no
+         * actions; another tenant's is 404 (-1). */
+        int none = strcmp(w->tenant, "ta") == 0 ? 0 : -1;
+        int want_space = sees ? (int)cases[i].space_want : none;
+        int want_app = sees ? (int)cases[i].app_want : none;
+        ck_assert_msg(access_of(&fx, w, "space", space) == want_space, "%s: space actions %d",
+                      cases[i].what, access_of(&fx, w, "space", space));
+        ck_assert_msg(access_of(&fx, w, "app", app) == want_app, "%s: app actions %d",
+                      cases[i].what, access_of(&fx, w, "app", app));
+        ck_assert_msg(listed(&fx, w, "/api/v1/spaces", space) == sees, "%s: spaces list",
+                      cases[i].what);
+        ck_assert_msg(listed(&fx, w, "/api/v1/items?resourceType=app", app) == sees,
+                      "%s: items list", cases[i].what);
+        snprintf(path, sizeof path, "/api/v1/spaces/%s", space);
+        ck_assert_uint_eq(st(&fx, w, "GET", path, NULL), sees ? 200u : 404u);
+        snprintf(path, sizeof path, "/api/v1/apps/%s", app);
+        ck_assert_uint_eq(st(&fx, w, "GET", path, NULL), sees ? 200u : 404u);
+        /* Editing needs edit: 200 for producers, 403 for consumers, 404 for strangers. */
+        ck_assert_msg(st(&fx, w, "PUT", path, "{\"attributes\":{\"name\":\"group app\"}}") ==
+                          (!sees                     ? 404u
+                           : (cases[i].app_want & E) ? 200u
+                                                     : 403u),
+                      "%s: app PUT", cases[i].what);
+        /* Creating content in the space needs space edit. */
+        char body[256];
+        snprintf(body, sizeof body, "{\"attributes\":{\"name\":\"by %s\",\"spaceId\":\"%s\"}}",
+                 w->user, space);
+        ck_assert_msg(st(&fx, w, "POST", "/api/v1/apps", body) == (!sees ? 404u
+                                                                   : (cases[i].space_want & E)
+                                                                       ? 200u
+                                                                       : 403u),
+                      "%s: app create", cases[i].what);
+        /* B's space and app are 404 for every tenant A caller, whatever groups it carries. */
+        if (strcmp(w->tenant, "ta") == 0) {
+            ck_assert_int_eq(access_of(&fx, w, "space", space_b), -1);
+            ck_assert_int_eq(access_of(&fx, w, "app", app_b), -1);
+        }
+    }
+    /* The space view's roles are the effective ones. */
+    const who_t both = {"ta", "g3", "User", G_CONS "," G_PROD};
+    tsr_httpd_response_t r;
+    snprintf(path, sizeof path, "/api/v1/spaces/%s", space);
+    ck_assert_uint_eq(call(&fx, &both, "GET", path, NULL, &r), 200);
+    json_t *j = body_json(&r);
+    json_t *roles = json_object_get(json_object_get(j, "meta"), "roles");
+    ck_assert_uint_eq(json_array_size(roles), 2);
+    ck_assert_str_eq(json_string_value(json_array_get(roles, 0)), "consumer");
+    ck_assert_str_eq(json_string_value(json_array_get(roles, 1)), "producer");
+    json_decref(j);
+    tsr_httpd_response_cleanup(&r);
+    /* Removing a group's assignment removes what it granted, at once. */
+    const who_t cons = {"ta", "g1", "User", G_CONS}, prod = {"ta", "g2", "User", G_PROD};
+    snprintf(path, sizeof path, "/api/v1/spaces/%s/assignments/%s", space, a_cons);
+    ck_assert_uint_eq(st(&fx, &A_ADMIN, "DELETE", path, NULL), 204);
+    ck_assert_int_eq(access_of(&fx, &cons, "app", app), 0);
+    ck_assert(!listed(&fx, &cons, "/api/v1/spaces", space));
+    ck_assert(!listed(&fx, &cons, "/api/v1/items", app));
+    snprintf(path, sizeof path, "/api/v1/apps/%s", app);
+    ck_assert_uint_eq(st(&fx, &cons, "GET", path, NULL), 404u);
+    ck_assert_int_eq(access_of(&fx, &both, "space", space), (int)(R | E));
+    /* Changing a group's roles changes its members' actions. */
+    snprintf(path, sizeof path, "/api/v1/spaces/%s/assignments/%s", space, a_prod);
+    ck_assert_uint_eq(st(&fx, &A_ADMIN, "PUT", path, "{\"roles\":[\"consumer\"]}"), 200);
+    ck_assert_int_eq(access_of(&fx, &prod, "app", app), (int)(R | TSR_SPACES_EXPORT));
+    ck_assert_uint_eq(st(&fx, &A_ADMIN, "DELETE", path, NULL), 204);
+    ck_assert_int_eq(access_of(&fx, &prod, "space", space), 0);
+    free(a_cons);
+    free(a_prod);
+    free(space);
+    free(app);
+    free(space_b);
+    free(app_b);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+/* A caller in TSR_SP__MAX_GROUPS groups, the last of them assigned: listing and access find it;
+ * ids past the cap are ignored. Also measures the cost of a listing with that many groups. */
+START_TEST(test_group_cap_and_many_groups) {
+    fx_t fx;
+    fx_init(&fx);
+    char *space = space_create(&fx, &A_ADMIN, "Many", "shared");
+    char *app = app_create(&fx, &A_ADMIN, "many app", space);
+    char hdr[101 * 25 + 1] = "";
+    size_t off = 0;
+    for (int i = 0; i < 101; i++) {
+        off += (size_t)snprintf(hdr + off, sizeof hdr - off, "%s%024x", i > 0 ? "," : "", i + 1);
+    }
+    char g100[25], g101[25];
+    snprintf(g100, sizeof g100, "%024x", 100);
+    snprintf(g101, sizeof g101, "%024x", 101);
+    char *a100 = assign_group(&fx, &A_ADMIN, space, g100, "consumer");
+    const who_t many = {"ta", "m1", "User", hdr};
+    ck_assert_int_eq(access_of(&fx, &many, "space", space), (int)TSR_SPACES_READ);
+    uint64_t t0 = tsr_mono_ns();
+    ck_assert(listed(&fx, &many, "/api/v1/spaces", space));
+    uint64_t t1 = tsr_mono_ns();
+    fprintf(stderr, "spaces list with 101 groups in X-Tsr-Groups: %.2f ms\n",
+            (double)(t1 - t0) / 1e6);
+    ck_assert(listed(&fx, &many, "/api/v1/items", app));
+    /* The 101st id is past the cap: its assignment grants nothing. */
+    char path[192];
+    snprintf(path, sizeof path, "/api/v1/spaces/%s/assignments/%s", space, a100);
+    ck_assert_uint_eq(st(&fx, &A_ADMIN, "DELETE", path, NULL), 204);
+    free(assign_group(&fx, &A_ADMIN, space, g101, "consumer"));
+    ck_assert_int_eq(access_of(&fx, &many, "space", space), 0);
+    ck_assert(!listed(&fx, &many, "/api/v1/spaces", space));
+    free(a100);
+    free(space);
+    free(app);
     fx_cleanup(&fx);
 }
 END_TEST
@@ -731,6 +927,155 @@ START_TEST(test_app_create_copy_move_delete) {
 }
 END_TEST
 
+/* ---- copy and publish carry the content (a fake engine) -------------------------------------- */
+
+static pthread_mutex_t fe_mu = PTHREAD_MUTEX_INITIALIZER;
+static int fe_status = 201; /* what the fake engine answers */
+static int fe_calls;
+static json_t *fe_last; /* {appId, body, token, tenant, user} of the last call */
+
+static tsr_err_t fake_engine_copy(tsr_req_t *req, void *ud, tsr_error_t *err) {
+    (void)ud;
+    (void)err;
+    size_t len = 0;
+    const char *b = tsr_req_body(req, &len);
+    json_t *body = json_loadb(b != NULL ? b : "", len, 0, NULL);
+    const char *tok = tsr_req_header(req, "X-Tsr-Token");
+    const char *ten = tsr_req_header(req, "X-Tsr-Tenant-Id");
+    const char *usr = tsr_req_header(req, "X-Tsr-User-Id");
+    pthread_mutex_lock(&fe_mu);
+    fe_calls++;
+    json_decref(fe_last);
+    fe_last = json_pack("{ss so* ss ss ss}", "appId", tsr_req_param(req, "appId"), "body", body,
+                        "token", tok != NULL ? tok : "", "tenant", ten != NULL ? ten : "", "user",
+                        usr != NULL ? usr : "");
+    int st = fe_status;
+    pthread_mutex_unlock(&fe_mu);
+    if (st == 201) {
+        tsr_req_reply_json(req, 201, json_pack("{sb}", "hasData", 1));
+    } else {
+        tsr_req_reply_json(req, st, json_pack("{s[{ss}]}", "errors", "detail", "engine trouble"));
+    }
+    return TSR_OK;
+}
+
+static const char *fe_str(const char *k1, const char *k2) {
+    json_t *v = json_object_get(fe_last, k1);
+    if (k2 != NULL) {
+        v = json_object_get(v, k2);
+    }
+    return json_string_value(v);
+}
+
+/* POST path as u1 of ta with a platform token; the answer's attributes.id (heap) or NULL. */
+static char *post_tok(fx_t *fx, const char *path, const char *body, unsigned want) {
+    const char *h[] = {"Host",        "spaces.test",      "X-Tsr-Tenant-Id",
+                       "ta",          "X-Tsr-User-Id",    "u1",
+                       "X-Tsr-Roles", "TenantAdmin,User", "X-Tsr-Token",
+                       "tok-u1",      "Content-Type",     "application/json",
+                       NULL};
+    tsr_httpd_response_t r = {0};
+    tsr_httpd_inject(fx->h, "POST", path, h, body, strlen(body), &r);
+    ck_assert_msg(r.status == want, "POST %s: %u, want %u: %s", path, r.status, want, r.body);
+    char *id = NULL;
+    if (want == 200) {
+        json_t *j = body_json(&r);
+        id = strdup(json_string_value(json_object_get(json_object_get(j, "attributes"), "id")));
+        json_decref(j);
+    }
+    tsr_httpd_response_cleanup(&r);
+    return id;
+}
+
+static size_t app_count(fx_t *fx) {
+    tsr_httpd_response_t r;
+    ck_assert_uint_eq(
+        call(fx, &A_ADMIN, "GET", "/api/v1/items?resourceType=app&limit=100", NULL, &r), 200);
+    json_t *j = body_json(&r);
+    size_t n = json_array_size(json_object_get(j, "data"));
+    json_decref(j);
+    tsr_httpd_response_cleanup(&r);
+    return n;
+}
+
+START_TEST(test_copy_and_publish_have_the_engine_copy_the_content) {
+    tsr_httpd_t *eng = NULL;
+    tsr_error_t err = {0};
+    tsr_httpd_opts_t eo = {
+        .service = "engine-fake", .bind = "127.0.0.1", .threads = 2, .max_body = 4096};
+    ck_assert_int_eq(tsr_httpd_create(&eo, &eng, &err), TSR_OK);
+    ck_assert_int_eq(tsr_httpd_route(eng, "POST", "/internal/v1/apps/{appId}/copy",
+                                     fake_engine_copy, NULL, &err),
+                     TSR_OK);
+    ck_assert_int_eq(tsr_httpd_start(eng, &err), TSR_OK);
+    char url[64], path[160], body[200];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u", (unsigned)tsr_httpd_port(eng));
+    fx_t fx;
+    fx_engine_url = url;
+    fx_init(&fx);
+    fx_engine_url = NULL;
+    fe_status = 201;
+    fe_calls = 0;
+    char *app = app_create(&fx, &A_U1, "Sales", NULL);
+
+    /* A copy: the engine is asked first, on the caller's behalf, for the new id. */
+    snprintf(path, sizeof path, "/api/v1/apps/%s/copy", app);
+    char *copy = post_tok(&fx, path, "{\"attributes\":{\"name\":\"Sales copy\"}}", 200);
+    ck_assert_int_eq(fe_calls, 1);
+    ck_assert_str_eq(fe_str("appId", NULL), app);
+    ck_assert_str_eq(fe_str("body", "targetId"), copy);
+    ck_assert_str_eq(fe_str("body", "name"), "Sales copy");
+    ck_assert(json_is_false(json_object_get(json_object_get(fe_last, "body"), "publish")));
+    ck_assert_str_eq(fe_str("token", NULL), "tok-u1");
+    ck_assert_str_eq(fe_str("tenant", NULL), "ta");
+    ck_assert_str_eq(fe_str("user", NULL), "u1");
+
+    /* The engine has no content for the source (never opened): the copy starts empty. */
+    fe_status = 404;
+    free(post_tok(&fx, path, "{}", 200));
+
+    /* The engine fails or is down: an error, and no record (nor its event). */
+    size_t n = app_count(&fx);
+    ck_assert_uint_eq(n, 3);
+    fe_status = 500;
+    ck_assert_ptr_null(post_tok(&fx, path, "{}", 503));
+    ck_assert_uint_eq(app_count(&fx), n);
+
+    /* Another tenant's source: 404, the engine is not asked. */
+    int calls = fe_calls;
+    ck_assert_uint_eq(st(&fx, &B_ADMIN, "POST", path, "{}"), 404);
+    ck_assert_int_eq(fe_calls, calls);
+
+    /* Publish to a managed space: the engine copies with publish (public bookmarks only). */
+    char *managed = space_create(&fx, &A_ADMIN, "Managed", "managed");
+    snprintf(path, sizeof path, "/api/v1/apps/%s/publish", app);
+    snprintf(body, sizeof body, "{\"spaceId\":\"%s\"}", managed);
+    /* u1 (no TenantAdmin) does not see the managed space: refused, the engine not asked. */
+    ck_assert_uint_eq(st(&fx, &A_U1, "POST", path, body), 404);
+    ck_assert_int_eq(fe_calls, calls);
+    ck_assert_ptr_null(post_tok(&fx, path, body, 503));
+    ck_assert_uint_eq(app_count(&fx), n);
+    fe_status = 201;
+    char *pub = post_tok(&fx, path, body, 200);
+    ck_assert_str_eq(fe_str("body", "targetId"), pub);
+    ck_assert_str_eq(fe_str("appId", NULL), app);
+    ck_assert(json_is_true(json_object_get(json_object_get(fe_last, "body"), "publish")));
+    ck_assert_uint_eq(app_count(&fx), n + 1);
+
+    tsr_httpd_destroy(eng);
+    snprintf(path, sizeof path, "/api/v1/apps/%s/copy", app);
+    ck_assert_ptr_null(post_tok(&fx, path, "{}", 503));
+    ck_assert_uint_eq(app_count(&fx), n + 1);
+    json_decref(fe_last);
+    fe_last = NULL;
+    free(pub);
+    free(managed);
+    free(copy);
+    free(app);
+    fx_cleanup(&fx);
+}
+END_TEST
+
 START_TEST(test_items_filters_sort_and_cursor_paging) {
     fx_t fx;
     fx_init(&fx);
@@ -957,6 +1302,305 @@ START_TEST(test_datafile_sealed_at_rest_and_read_by_name) {
 }
 END_TEST
 
+/* ---- data files: the streamed path ---------------------------------------------------------- */
+
+#define BIG_MAX (2u << 20)        /* the data-file cap of the streamed-path tests: 2 MiB */
+#define SCAN_WINDOW (256u * 1024) /* pkg/spaces/h_datafiles.c's WINDOW (body file reads) */
+
+/* fx with a second service on the same store and blobs whose cap is BIG_MAX (fx's is a few KiB)
+ * and whose temporary files go to its own directory, so that files pass every buffer the
+ * streamed path uses. */
+static void big_init(fx_t *fx, fx_t *big, char *updir, size_t updir_cap) {
+    tsr_error_t err;
+    fx_init(fx);
+    *big = *fx;
+    snprintf(updir, updir_cap, "%s/uploads", fx->dir);
+    tsr_spaces_opts_t o = {.store = fx->store,
+                           .blobs = fx->blobs,
+                           .kek = fx->kek,
+                           .datafile_max_bytes = BIG_MAX,
+                           .json_max_body = 65536,
+                           .upload_dir = updir};
+    ck_assert_int_eq(tsr_spaces_create(&o, &big->sp, &err), TSR_OK);
+    tsr_httpd_opts_t ho = {.service = "spaces",
+                           .bind = "127.0.0.1",
+                           .threads = 1,
+                           .max_body = 65536,
+                           .on_principal = tsr_spaces_principal};
+    ck_assert_int_eq(tsr_httpd_create(&ho, &big->h, &err), TSR_OK);
+    ck_assert_int_eq(tsr_spaces_routes(big->h, big->sp, &err), TSR_OK);
+}
+
+static void big_cleanup(fx_t *fx, fx_t *big) {
+    tsr_httpd_destroy(big->h);
+    tsr_spaces_destroy(big->sp);
+    fx_cleanup(fx);
+}
+
+/* n bytes of noise strewn with near-delimiters ("\r\n--" and the boundary but for its last
+ * byte) every 4093 bytes, so that some straddle any window a scanner reads through. */
+static char *noise(size_t n, uint32_t seed) {
+    static const char trap[] = "\r\n--" BOUNDARY;
+    char *p = malloc(n);
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        p[i] = (char)(seed >> 16);
+    }
+    for (size_t i = 100; i + sizeof trap < n; i += 4093) {
+        memcpy(p + i, trap, sizeof trap - 2);
+        p[i + sizeof trap - 2] = 'X';
+    }
+    return p;
+}
+
+/* Blobs stored for tenant (any key). */
+static size_t blob_count(fx_t *fx, const char *tenant) {
+    tsr_blob_list_t l = {0};
+    tsr_error_t err;
+    ck_assert_int_eq(tsr_blob_list(fx->blobs, tenant, "", NULL, 10000, &l, &err), TSR_OK);
+    size_t n = l.count;
+    tsr_blob_list_cleanup(&l);
+    return n;
+}
+
+/* Data file records the caller sees in every space. */
+static size_t datafile_count(fx_t *fx, const who_t *who) {
+    tsr_httpd_response_t r;
+    ck_assert_uint_eq(call(fx, who, "GET", "/api/v1/data-files?includeAllSpaces=true", NULL, &r),
+                      200);
+    json_t *j = body_json(&r);
+    size_t n = json_array_size(json_object_get(j, "data"));
+    json_decref(j);
+    tsr_httpd_response_cleanup(&r);
+    return n;
+}
+
+/* Entries left in dir (temporary files of uploads and downloads). */
+static size_t dir_entries(const char *dir) {
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    size_t n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    }
+    closedir(d);
+    return n;
+}
+
+/* A file of several windows and segments goes in through the body file and out through a
+ * temporary file byte for byte, by id and by name; a re-upload replaces it; no temporary file
+ * stays behind; another tenant gets 404 for it everywhere. */
+START_TEST(test_datafile_streamed_round_trip) {
+    fx_t fx, big;
+    char updir[128], path[256], key[TSR_BLOB_KEY_MAX + 1];
+    tsr_httpd_response_t r;
+    tsr_error_t err;
+    big_init(&fx, &big, updir, sizeof updir);
+    size_t n1 = (3u << 19) + 12345; /* ~1.5 MiB */
+    char *d1 = noise(n1, 7);
+    char *space = space_create(&big, &A_U1, "Big", "shared");
+    char json[160];
+    snprintf(json, sizeof json, "{\"name\":\"big.bin\",\"connectionId\":\"%s\"}", space);
+    ck_assert_uint_eq(upload(&big, &A_U1, "POST", "/api/v1/data-files", json, d1, n1, &r), 201);
+    json_t *j = body_json(&r);
+    char *id = strdup(json_string_value(json_object_get(j, "id")));
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "size")), (json_int_t)n1);
+    json_decref(j);
+    tsr_httpd_response_cleanup(&r);
+    /* Sealed at rest: header, then ciphertext and tags (longer than the plaintext). */
+    ck_assert_int_eq(tsr_blob_key_format(key, sizeof key, "ta", "datafile", id, "1", &err), TSR_OK);
+    char *raw = NULL;
+    size_t rn = 0;
+    ck_assert_int_eq(tsr_blob_get_all(fx.blobs, "ta", key, 4u << 20, &raw, &rn, &err), TSR_OK);
+    ck_assert_uint_gt(rn, n1);
+    ck_assert_int_eq(memcmp(raw, "TSRS", 4), 0);
+    free(raw);
+    snprintf(path, sizeof path, "/api/v1/data-files/%s/content", id);
+    ck_assert_uint_eq(call(&big, &A_U1, "GET", path, NULL, &r), 200);
+    ck_assert_uint_eq(r.body_len, n1);
+    ck_assert_int_eq(memcmp(r.body, d1, n1), 0);
+    tsr_httpd_response_cleanup(&r);
+    snprintf(path, sizeof path, "/internal/v1/data-files/content?spaceId=%s&name=big.bin", space);
+    ck_assert_uint_eq(call(&big, &A_U1, "GET", path, NULL, &r), 200);
+    ck_assert_uint_eq(r.body_len, n1);
+    ck_assert_int_eq(memcmp(r.body, d1, n1), 0);
+    tsr_httpd_response_cleanup(&r);
+    /* Re-upload: other bytes, other size, both readers see them. */
+    size_t n2 = BIG_MAX; /* exactly the cap */
+    char *d2 = noise(n2, 99);
+    snprintf(path, sizeof path, "/api/v1/data-files/%s", id);
+    ck_assert_uint_eq(upload(&big, &A_U1, "PUT", path, "{\"name\":\"big.bin\"}", d2, n2, &r), 201);
+    tsr_httpd_response_cleanup(&r);
+    snprintf(path, sizeof path, "/api/v1/data-files/%s/content", id);
+    ck_assert_uint_eq(call(&big, &A_U1, "GET", path, NULL, &r), 200);
+    ck_assert_uint_eq(r.body_len, n2);
+    ck_assert_int_eq(memcmp(r.body, d2, n2), 0);
+    tsr_httpd_response_cleanup(&r);
+    ck_assert_uint_eq(blob_count(&fx, "ta"), 1); /* the old version went */
+    /* Another tenant: 404 to read, by id and by name, and to overwrite; nothing changed. */
+    ck_assert_uint_eq(st(&big, &B_ADMIN, "GET", path, NULL), 404);
+    snprintf(path, sizeof path, "/internal/v1/data-files/content?spaceId=%s&name=big.bin", space);
+    ck_assert_uint_eq(st(&big, &B_ADMIN, "GET", path, NULL), 404);
+    snprintf(path, sizeof path, "/api/v1/data-files/%s", id);
+    ck_assert_uint_eq(upload(&big, &B_ADMIN, "PUT", path, "{\"name\":\"big.bin\"}", "x", 1, &r),
+                      404);
+    tsr_httpd_response_cleanup(&r);
+    ck_assert_uint_eq(blob_count(&fx, "tb"), 0);
+    snprintf(path, sizeof path, "/api/v1/data-files/%s/content", id);
+    ck_assert_uint_eq(call(&big, &A_U1, "GET", path, NULL, &r), 200);
+    ck_assert_uint_eq(r.body_len, n2);
+    ck_assert_int_eq(memcmp(r.body, d2, n2), 0);
+    tsr_httpd_response_cleanup(&r);
+    /* An empty file round-trips too. */
+    ck_assert_uint_eq(
+        upload(&big, &A_U1, "POST", "/api/v1/data-files", "{\"name\":\"empty.csv\"}", "", 0, &r),
+        201);
+    j = body_json(&r);
+    snprintf(path, sizeof path, "/api/v1/data-files/%s/content",
+             json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    tsr_httpd_response_cleanup(&r);
+    ck_assert_uint_eq(call(&big, &A_U1, "GET", path, NULL, &r), 200);
+    ck_assert_uint_eq(r.body_len, 0);
+    tsr_httpd_response_cleanup(&r);
+    /* The scanner reads the body a window at a time from the File part's start: a closing
+     * delimiter across a window's end is found all the same. */
+    static const size_t sizes[] = {SCAN_WINDOW - 1, SCAN_WINDOW - 5, SCAN_WINDOW - 12,
+                                   SCAN_WINDOW + 3, 2 * SCAN_WINDOW - 24 - 7};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        snprintf(json, sizeof json, "{\"name\":\"w%zu.bin\"}", i);
+        ck_assert_uint_eq(upload(&big, &A_U1, "POST", "/api/v1/data-files", json, d1, sizes[i], &r),
+                          201);
+        j = body_json(&r);
+        snprintf(path, sizeof path, "/api/v1/data-files/%s/content",
+                 json_string_value(json_object_get(j, "id")));
+        json_decref(j);
+        tsr_httpd_response_cleanup(&r);
+        ck_assert_uint_eq(call(&big, &A_U1, "GET", path, NULL, &r), 200);
+        ck_assert_uint_eq(r.body_len, sizes[i]);
+        ck_assert_int_eq(memcmp(r.body, d1, sizes[i]), 0);
+        tsr_httpd_response_cleanup(&r);
+    }
+    /* Every body file and download file is gone. */
+    ck_assert_uint_eq(dir_entries(updir), 0);
+    free(d1);
+    free(d2);
+    free(id);
+    free(space);
+    big_cleanup(&fx, &big);
+}
+END_TEST
+
+/* Over the cap, 413 whether the body passes the route's cap (never read whole) or only the
+ * File part passes the data-file cap; nothing is stored either way. */
+START_TEST(test_datafile_streamed_over_cap_is_413_and_stores_nothing) {
+    fx_t fx, big;
+    char updir[128];
+    tsr_httpd_response_t r;
+    big_init(&fx, &big, updir, sizeof updir);
+    char *d = noise(BIG_MAX + (1u << 20), 3);
+    ck_assert_uint_eq(upload(&big, &A_U1, "POST", "/api/v1/data-files", "{\"name\":\"a.bin\"}", d,
+                             BIG_MAX + 1, &r),
+                      413);
+    json_t *j = body_json(&r);
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_array_get(json_object_get(j, "errors"), 0), "status")),
+                     "413");
+    json_decref(j);
+    tsr_httpd_response_cleanup(&r);
+    ck_assert_uint_eq(upload(&big, &A_U1, "POST", "/api/v1/data-files", "{\"name\":\"b.bin\"}", d,
+                             BIG_MAX + (1u << 20), &r),
+                      413);
+    tsr_httpd_response_cleanup(&r);
+    /* A re-upload over the cap leaves the file as it was. */
+    char *id = datafile_create(&big, &A_U1, "c.csv", NULL);
+    char path[160];
+    snprintf(path, sizeof path, "/api/v1/data-files/%s", id);
+    ck_assert_uint_eq(upload(&big, &A_U1, "PUT", path, "{\"name\":\"c.csv\"}", d, BIG_MAX + 1, &r),
+                      413);
+    tsr_httpd_response_cleanup(&r);
+    snprintf(path, sizeof path, "/api/v1/data-files/%s/content", id);
+    ck_assert_uint_eq(call(&big, &A_U1, "GET", path, NULL, &r), 200);
+    ck_assert_uint_eq(r.body_len, 8);
+    ck_assert_int_eq(memcmp(r.body, "a,b\n1,2\n", 8), 0);
+    tsr_httpd_response_cleanup(&r);
+    ck_assert_uint_eq(datafile_count(&big, &A_U1), 1);
+    ck_assert_uint_eq(blob_count(&fx, "ta"), 1);
+    ck_assert_uint_eq(dir_entries(updir), 0);
+    free(id);
+    free(d);
+    big_cleanup(&fx, &big);
+}
+END_TEST
+
+/* Broken multipart bodies, small and large: 400 in the error shape, nothing stored. */
+START_TEST(test_datafile_streamed_corrupt_multipart_is_400_and_stores_nothing) {
+    fx_t fx, big;
+    char updir[128];
+    tsr_httpd_response_t r;
+    big_init(&fx, &big, updir, sizeof updir);
+    const char *ct = "multipart/form-data; boundary=" BOUNDARY;
+    size_t n = (1u << 20) + 777, len = 0;
+    char *d = noise(n, 5);
+    char *body = multipart("{\"name\":\"x.bin\"}", d, n, &len);
+    /* 1. The closing delimiter is cut off: the File part never ends. */
+    size_t tail = strlen("\r\n--" BOUNDARY "--\r\n");
+    ck_assert_uint_eq(callx(&big, &A_U1, "POST", "/api/v1/data-files", ct, body, len - tail, &r),
+                      400);
+    json_t *j = body_json(&r);
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_array_get(json_object_get(j, "errors"), 0), "status")),
+                     "400");
+    json_decref(j);
+    tsr_httpd_response_cleanup(&r);
+    /* 2. The closing delimiter is followed by neither "--" nor CRLF. */
+    body[len - 4] = 'Z';
+    body[len - 3] = 'Z';
+    ck_assert_uint_eq(callx(&big, &A_U1, "POST", "/api/v1/data-files", ct, body, len, &r), 400);
+    tsr_httpd_response_cleanup(&r);
+    /* 3. Part headers that never end (past the header cap). */
+    char *heads = malloc(16384);
+    int k = snprintf(heads, 16384,
+                     "--" BOUNDARY "\r\nContent-Disposition: form-data; name=\"File\"\r\nX-Pad: ");
+    memset(heads + k, 'a', 16384 - (size_t)k);
+    ck_assert_uint_eq(callx(&big, &A_U1, "POST", "/api/v1/data-files", ct, heads, 16384, &r), 400);
+    tsr_httpd_response_cleanup(&r);
+    free(heads);
+    /* 4. No boundary in the Content-Type; 5. a boundary the body never has. */
+    ck_assert_uint_eq(
+        callx(&big, &A_U1, "POST", "/api/v1/data-files", "multipart/form-data", body, len, &r),
+        400);
+    tsr_httpd_response_cleanup(&r);
+    ck_assert_uint_eq(callx(&big, &A_U1, "POST", "/api/v1/data-files",
+                            "multipart/form-data; boundary=elsewhere", body, len, &r),
+                      400);
+    tsr_httpd_response_cleanup(&r);
+    /* 6. A Json part that is not JSON; 7. no File part (only Json). */
+    free(body);
+    body = multipart("{not json", "abc", 3, &len);
+    ck_assert_uint_eq(callx(&big, &A_U1, "POST", "/api/v1/data-files", ct, body, len, &r), 400);
+    tsr_httpd_response_cleanup(&r);
+    free(body);
+    const char *only_json =
+        "--" BOUNDARY "\r\nContent-Disposition: form-data; name=\"Json\"\r\n\r\n"
+        "{\"name\":\"y.csv\"}\r\n--" BOUNDARY "--\r\n";
+    ck_assert_uint_eq(
+        callx(&big, &A_U1, "POST", "/api/v1/data-files", ct, only_json, strlen(only_json), &r),
+        400);
+    tsr_httpd_response_cleanup(&r);
+    /* Not multipart at all: 415. */
+    ck_assert_uint_eq(
+        callx(&big, &A_U1, "POST", "/api/v1/data-files", "application/octet-stream", d, n, &r),
+        415);
+    tsr_httpd_response_cleanup(&r);
+    ck_assert_uint_eq(datafile_count(&big, &A_U1), 0);
+    ck_assert_uint_eq(blob_count(&fx, "ta"), 0);
+    ck_assert_uint_eq(dir_entries(updir), 0);
+    free(d);
+    big_cleanup(&fx, &big);
+}
+END_TEST
+
 /* ---- events --------------------------------------------------------------------------------- */
 
 START_TEST(test_every_change_commits_an_event) {
@@ -1015,6 +1659,50 @@ START_TEST(test_every_change_commits_an_event) {
     free(as);
     free(app);
     free(file);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+/* The engine reports an export (POST /internal/v1/apps/{appId}/exported): read + export needed,
+ * as the role table says; app.exported is committed with the caller and the temporary id. */
+START_TEST(test_app_exported_needs_export_and_commits_event) {
+    fx_t fx;
+    fx_init(&fx);
+    tsr_error_t err;
+    char path[160];
+    char *space = space_create(&fx, &A_ADMIN, "Exports", "managed");
+    char *a1 = assign(&fx, &A_ADMIN, space, "u1", "consumer");
+    char *a2 = assign(&fx, &A_ADMIN, space, "u2", "basicconsumer");
+    char *app = app_create(&fx, &A_ADMIN, "Exported", space);
+    snprintf(path, sizeof path, "/internal/v1/apps/%s/exported", app);
+    size_t before = 0;
+    tsr_store_event_t *rows = NULL;
+    ck_assert_int_eq(tsr_store_platform_outbox_fetch(fx.store, 100, &rows, &before, &err), TSR_OK);
+    tsr_store_outbox_rows_free(rows, before);
+    ck_assert_uint_eq(st(&fx, &A_U2, "POST", path, "{}"), 403);    /* basicconsumer */
+    ck_assert_uint_eq(st(&fx, &B_ADMIN, "POST", path, "{}"), 404); /* another tenant */
+    ck_assert_uint_eq(st(&fx, &A_U1, "POST", path, "{\"bytes\":-1}"), 400);
+    ck_assert_uint_eq(st(&fx, &A_U1, "POST", "/internal/v1/apps/nope/exported", NULL), 404);
+    ck_assert_uint_eq(st(&fx, &A_U1, "POST", path, "{\"tempContentId\":\"t1\",\"bytes\":42}"), 204);
+    size_t n = 0;
+    ck_assert_int_eq(tsr_store_platform_outbox_fetch(fx.store, 100, &rows, &n, &err), TSR_OK);
+    ck_assert_uint_eq(n, before + 1); /* refusals commit nothing */
+    tsr_event_t ev;
+    ck_assert_int_eq(tsr_event_parse(rows[n - 1].payload, rows[n - 1].payload_len, &ev, &err),
+                     TSR_OK);
+    ck_assert_str_eq(ev.type, "com.tessera.v1.app.exported");
+    ck_assert_str_eq(rows[n - 1].topic, "tessera.apps");
+    ck_assert_str_eq(ev.subject, app);
+    ck_assert_str_eq(ev.userid, "u1");
+    ck_assert_str_eq(json_string_value(json_object_get(ev.data, "tempContentId")), "t1");
+    ck_assert_int_eq(json_integer_value(json_object_get(ev.data, "bytes")), 42);
+    ck_assert_str_eq(json_string_value(json_object_get(ev.data, "spaceId")), space);
+    tsr_event_cleanup(&ev);
+    tsr_store_outbox_rows_free(rows, n);
+    free(space);
+    free(a1);
+    free(a2);
+    free(app);
     fx_cleanup(&fx);
 }
 END_TEST
@@ -1165,6 +1853,8 @@ int main(void) {
     tcase_add_test(tc, test_space_list_pages_with_absolute_links);
     tcase_add_test(tc, test_space_visible_only_to_owner_members_and_admin);
     tcase_add_test(tc, test_space_delete_with_content_needs_forcing_admin);
+    tcase_add_test(tc, test_group_assignments_grant_their_roles);
+    tcase_add_test(tc, test_group_cap_and_many_groups);
     suite_add_tcase(s, tc);
     tc = tcase_create("roles");
     tcase_set_timeout(tc, 120);
@@ -1174,12 +1864,20 @@ int main(void) {
     suite_add_tcase(s, tc);
     tc = tcase_create("items");
     tcase_add_test(tc, test_app_create_copy_move_delete);
+    tcase_add_test(tc, test_copy_and_publish_have_the_engine_copy_the_content);
     tcase_add_test(tc, test_items_filters_sort_and_cursor_paging);
     tcase_add_test(tc, test_datafile_upload_download_reupload_delete);
     tcase_add_test(tc, test_datafile_sealed_at_rest_and_read_by_name);
     suite_add_tcase(s, tc);
+    tc = tcase_create("datafiles-streamed");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_datafile_streamed_round_trip);
+    tcase_add_test(tc, test_datafile_streamed_over_cap_is_413_and_stores_nothing);
+    tcase_add_test(tc, test_datafile_streamed_corrupt_multipart_is_400_and_stores_nothing);
+    suite_add_tcase(s, tc);
     tc = tcase_create("events");
     tcase_add_test(tc, test_every_change_commits_an_event);
+    tcase_add_test(tc, test_app_exported_needs_export_and_commits_event);
     suite_add_tcase(s, tc);
     tc = tcase_create("tenancy");
     tcase_add_test(tc, test_cross_tenant_every_endpoint_is_404);

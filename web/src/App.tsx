@@ -2,7 +2,7 @@
 // navigation (Hub for everyone; API keys for Developer/TenantAdmin; Users and Groups for TenantAdmin;
 // Audit for TenantAdmin/AuditAdmin),
 // the signed-in user, sign-out, and the page for the current path.
-import { useEffect, useRef, useState } from 'react';
+import { lazy, Suspense, useEffect, useRef, useState } from 'react';
 import { Spinner } from './components';
 import { AcceptInvite } from './pages/AcceptInvite';
 import { Account } from './pages/Account';
@@ -12,8 +12,16 @@ import { Groups } from './pages/Groups';
 import { Hub } from './pages/Hub';
 import { SignIn } from './pages/SignIn';
 import { Users } from './pages/Users';
+import { appRoute } from './pages/AppTabs';
+import { DataLoadEditor } from './pages/DataLoadEditor';
+import { DataModel } from './pages/DataModel';
+import { IdentityProviders } from './pages/IdentityProviders';
+import { ReloadTasks } from './pages/ReloadTasks';
 import { Link, navigate, usePath } from './router';
 import { useSession } from './session';
+
+// The app view carries nebula.js and its charts (several MB): loaded only when an app is opened.
+const AppView = lazy(() => import('./pages/AppView').then((m) => ({ default: m.AppView })));
 
 interface NavItem {
   to: string;
@@ -53,14 +61,26 @@ export function App() {
     { to: '/admin/users', label: 'Users', show: isAdmin },
     { to: '/admin/groups', label: 'Groups', show: isAdmin },
     { to: '/admin/audit', label: 'Audit', show: isAdmin || isAuditAdmin },
+    { to: '/admin/identity-providers', label: 'Identity providers', show: isAdmin },
   ];
 
   let page;
-  if (path.startsWith('/admin/api-keys')) page = <ApiKeys />;
+  const appPage = appRoute(path);
+  if (appPage?.page === 'load-script') page = <DataLoadEditor key={appPage.appId} appId={appPage.appId} />;
+  else if (appPage?.page === 'data-model') page = <DataModel key={appPage.appId} appId={appPage.appId} />;
+  else if (appPage?.page === 'reload-tasks') page = <ReloadTasks key={appPage.appId} appId={appPage.appId} />;
+  else if (path.startsWith('/admin/identity-providers')) page = <IdentityProviders />;
+  else if (path.startsWith('/admin/api-keys')) page = <ApiKeys />;
   else if (path.startsWith('/admin/users')) page = <Users />;
   else if (path.startsWith('/admin/groups')) page = <Groups />;
   else if (path.startsWith('/admin/audit')) page = <Audit />;
   else if (path === '/account') page = <Account />;
+  else if (path.startsWith('/apps/'))
+    page = (
+      <Suspense fallback={<Spinner label="Loading the app view…" />}>
+        <AppView path={path} />
+      </Suspense>
+    );
   else if (path === '/hub' || path === '/') page = <Hub />;
   else
     page = (

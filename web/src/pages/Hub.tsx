@@ -1,13 +1,16 @@
 // The hub: the caller's spaces (personal, shared, managed, data) and the apps in them
 // (apps are listed through the item catalog, GET /api/v1/items?resourceType=app), search,
-// create an app or a space where the caller's role allows it. When the spaces service is
+// create an app or a space where the caller's role allows it; rename, move and publish an app
+// (to a managed space, only when the app's actions and the space's meta.actions allow it). When the spaces service is
 // not deployed (404/501/503 from /api/v1/spaces) the hub says so instead of failing.
 import { useCallback, useEffect, useMemo, useState, type FormEvent } from 'react';
 import { api, ApiError, linkPath, type Item, type NxApp, type Page, type Space } from '../api';
 import { Dialog, errorText, Field, formatDate, Notice, SelectField, Spinner } from '../components';
+import { appPath } from './AppTabs';
 import { DataFiles } from './DataFiles';
 import { Reloads } from './Reloads';
 import { SpaceMembers } from './SpaceMembers';
+import { Link } from '../router';
 import { useSession } from '../session';
 
 type Availability = 'loading' | 'available' | 'unavailable';
@@ -35,6 +38,8 @@ export function Hub() {
   const [deleting, setDeleting] = useState<string | null>(null);
   const [membersOf, setMembersOf] = useState<Space | null>(null);
   const [reloading, setReloading] = useState<Item | null>(null);
+  const [publishing, setPublishing] = useState<Item | null>(null);
+  const [moving, setMoving] = useState<Item | null>(null);
 
   const loadSpaces = useCallback(async () => {
     try {
@@ -86,6 +91,13 @@ export function Hub() {
 
   const selected = spaces.find((x) => x.id === spaceId) ?? null;
   const creatable = spaces.filter((s) => isAdmin || (s.meta?.actions ?? []).includes('create'));
+  // Managed spaces the caller may publish into (the space's meta.actions says so).
+  const publishTargets = spaces.filter((s) => s.type === 'managed' && (s.meta?.actions ?? []).includes('publish'));
+  const spaceType = (id?: string) => (id ? spaces.find((x) => x.id === id)?.type ?? '' : 'personal');
+  const canPublish = (a: Item) => (a.actions ?? []).includes('publish') && spaceType(a.spaceId) !== 'managed' && publishTargets.length > 0;
+  // Moving takes delete on the app and create in another shared space (or the owner's personal space).
+  const moveTargets = (a: Item) => creatable.filter((s) => s.type === 'shared' && s.id !== a.spaceId);
+  const canMove = (a: Item) => (a.actions ?? []).includes('delete') && spaceType(a.spaceId) !== 'managed' && (moveTargets(a).length > 0 || (!!a.spaceId && a.ownerId === user?.id));
 
   const removeApp = async (a: Item) => {
     setError(null);
@@ -173,12 +185,22 @@ export function Hub() {
             <ul className="app-grid" aria-label="Apps" data-testid="apps">
               {apps.map((a) => (
                 <li key={a.id} className="app-card">
-                  <h3>{a.name}</h3>
+                  <h3>
+                    <Link to={`/apps/${encodeURIComponent(a.resourceId || a.id)}`}>{a.name}</Link>
+                  </h3>
                   <p className="meta">
                     {spaceName(a.spaceId)} · {a.ownerId === user?.id ? 'owned by you' : 'shared with you'}
                   </p>
                   <p className="meta">Updated {formatDate(a.updatedAt ?? a.createdAt)}</p>
                   <div className="card-actions">
+                    {(a.actions ?? []).includes('edit') && (
+                      <Link to={appPath(a.resourceId || a.id, 'load-script')} className="button-link" aria-label={`Data load editor of ${a.name}`}>
+                        Load script
+                      </Link>
+                    )}
+                    <Link to={appPath(a.resourceId || a.id, 'data-model')} className="button-link" aria-label={`Data model of ${a.name}`}>
+                      Data model
+                    </Link>
                     {(a.actions ?? []).includes('reload') && (
                       <button type="button" onClick={() => setReloading(a)} aria-label={`Reloads of ${a.name}`}>
                         Reload
@@ -187,6 +209,16 @@ export function Hub() {
                     {(a.actions ?? []).includes('edit') && (
                       <button type="button" onClick={() => setRenaming(a)} aria-label={`Rename ${a.name}`}>
                         Rename
+                      </button>
+                    )}
+                    {canMove(a) && (
+                      <button type="button" onClick={() => setMoving(a)} aria-label={`Move ${a.name}`}>
+                        Move
+                      </button>
+                    )}
+                    {canPublish(a) && (
+                      <button type="button" onClick={() => setPublishing(a)} aria-label={`Publish ${a.name}`}>
+                        Publish
                       </button>
                     )}
                     {(a.actions ?? []).includes('delete') &&
@@ -226,6 +258,27 @@ export function Hub() {
       </div>
       <SpaceMembers space={membersOf} onClose={() => setMembersOf(null)} />
       <Reloads app={reloading} onClose={() => setReloading(null)} />
+      <PublishAppDialog
+        app={publishing}
+        targets={publishTargets}
+        onClose={() => setPublishing(null)}
+        onDone={(published, space) => {
+          setPublishing(null);
+          setStatus(`App “${published.attributes.name}” was published to “${space.name}”.`);
+          void loadApps();
+        }}
+      />
+      <MoveAppDialog
+        app={moving}
+        targets={moving ? moveTargets(moving) : []}
+        personal={!!moving?.spaceId && moving.ownerId === user?.id}
+        onClose={() => setMoving(null)}
+        onDone={(name, where) => {
+          setMoving(null);
+          setStatus(`App “${name}” was moved to ${where}.`);
+          void loadApps();
+        }}
+      />
       <RenameAppDialog
         app={renaming}
         onClose={() => setRenaming(null)}
@@ -403,6 +456,123 @@ function RenameAppDialog({ app, onClose, onDone }: { app: Item | null; onClose: 
         <div className="actions">
           <button type="submit" className="primary" disabled={busy} aria-busy={busy}>
             Rename
+          </button>
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}
+
+/** Publish a copy of the app to a managed space (POST /api/v1/apps/{id}/publish). */
+function PublishAppDialog({ app, targets, onClose, onDone }: { app: Item | null; targets: Space[]; onClose: () => void; onDone: (a: NxApp, s: Space) => void }) {
+  const [space, setSpace] = useState('');
+  const [name, setName] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    setSpace(targets[0]?.id ?? '');
+    setName(app?.name ?? '');
+    setError(null);
+  }, [app, targets]);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    if (!app) return;
+    const target = targets.find((t) => t.id === space);
+    if (!target) {
+      setError('Choose a managed space to publish to.');
+      return;
+    }
+    if (!name.trim()) {
+      setError('The published app needs a name.');
+      return;
+    }
+    setBusy(true);
+    setError(null);
+    try {
+      const published = await api<NxApp>('POST', `/api/v1/apps/${encodeURIComponent(app.resourceId || app.id)}/publish`, {
+        body: { spaceId: target.id, attributes: { name: name.trim() } },
+      });
+      onDone(published, target);
+    } catch (err) {
+      setError(errorText(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Dialog title="Publish app" open={app !== null} onClose={onClose}>
+      <form onSubmit={submit} noValidate>
+        <p className="hint">A published app is a read-only copy in a managed space: its consumers see the sheets, the data and the public bookmarks.</p>
+        {error && <Notice kind="error">{error}</Notice>}
+        <SelectField label="Managed space" value={space} onChange={(e) => setSpace(e.target.value)} autoFocus>
+          {targets.map((s) => (
+            <option key={s.id} value={s.id}>
+              {s.name}
+            </option>
+          ))}
+        </SelectField>
+        <Field label="Name of the published app" value={name} onChange={(e) => setName(e.target.value)} maxLength={256} />
+        <div className="actions">
+          <button type="submit" className="primary" disabled={busy} aria-busy={busy}>
+            {busy ? 'Publishing…' : 'Publish'}
+          </button>
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}
+
+/** Move the app to another shared space (PUT /api/v1/apps/{id}/space) or back to the owner's
+ * personal space (DELETE). */
+function MoveAppDialog({ app, targets, personal, onClose, onDone }: { app: Item | null; targets: Space[]; personal: boolean; onClose: () => void; onDone: (name: string, where: string) => void }) {
+  const [space, setSpace] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    setSpace(targets[0]?.id ?? (personal ? PERSONAL : ''));
+    setError(null);
+  }, [app, targets, personal]);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    if (!app) return;
+    if (!space) {
+      setError('Choose where to move the app.');
+      return;
+    }
+    setBusy(true);
+    setError(null);
+    const path = `/api/v1/apps/${encodeURIComponent(app.resourceId || app.id)}/space`;
+    try {
+      if (space === PERSONAL) await api('DELETE', path);
+      else await api('PUT', path, { body: { spaceId: space } });
+      onDone(app.name, space === PERSONAL ? 'your personal space' : `“${targets.find((t) => t.id === space)?.name ?? space}”`);
+    } catch (err) {
+      setError(errorText(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Dialog title="Move app" open={app !== null} onClose={onClose}>
+      <form onSubmit={submit} noValidate>
+        {error && <Notice kind="error">{error}</Notice>}
+        <SelectField label="Move to" value={space} onChange={(e) => setSpace(e.target.value)} autoFocus>
+          {personal && <option value={PERSONAL}>Personal</option>}
+          {targets.map((s) => (
+            <option key={s.id} value={s.id}>
+              {s.name} ({s.type})
+            </option>
+          ))}
+        </SelectField>
+        <div className="actions">
+          <button type="submit" className="primary" disabled={busy} aria-busy={busy}>
+            {busy ? 'Moving…' : 'Move'}
           </button>
           <button type="button" onClick={onClose}>
             Cancel

@@ -2,8 +2,10 @@
 // polled every second until it ends, the history (GET /api/v1/reloads?appId=) and each run's
 // log (GET /api/v1/apps/{appId}/reloads/logs/{reloadId}, text).
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { api, ApiError, type Item, type Page } from '../api';
+import { api, ApiError, xhrError, type Item, type Page } from '../api';
 import { Dialog, errorText, formatDate, Notice } from '../components';
+import { Link } from '../router';
+import { appPath } from './AppTabs';
 
 interface Reload {
   id: string;
@@ -21,6 +23,7 @@ const ACTIVE = ['QUEUED', 'RELOADING', 'CANCELING'];
 
 async function fetchText(path: string): Promise<string> {
   const res = await fetch(path, { credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'text/plain' } });
+  if (res.status === 401) throw xhrError(401, await res.text()); // the session ended: back to sign-in
   if (!res.ok) throw new ApiError(res.status, `HTTP-${res.status}`, res.status === 404 ? 'This reload has no log (yet).' : `The log could not be read (HTTP ${res.status}).`);
   return res.text();
 }
@@ -113,6 +116,11 @@ export function Reloads({ app, onClose }: { app: Item | null; onClose: () => voi
           <button type="button" onClick={() => void cancel()}>
             Cancel reload
           </button>
+        )}
+        {appId && (
+          <Link to={appPath(appId, 'reload-tasks')} className="button-link">
+            Reload schedules
+          </Link>
         )}
         <button type="button" onClick={onClose}>
           Close

@@ -4,6 +4,40 @@ import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { login } from '../api';
 import { errorText, Field, Notice } from '../components';
 import { useSession } from '../session';
+import './app-pages.css';
+
+interface SignInOption {
+  id: string;
+  name: string;
+  loginUrl: string;
+}
+
+/**
+ * The tenant's OIDC providers for "Sign in with …" (public: GET /api/v1/identity/oidc/providers,
+ * the tenant from the hostname). Without one (or without the endpoint) only the password form shows.
+ */
+function useSignInOptions(): SignInOption[] {
+  const [opts, setOpts] = useState<SignInOption[]>([]);
+  useEffect(() => {
+    let live = true;
+    fetch('/api/v1/identity/oidc/providers', { credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'application/json' } })
+      .then(async (r) => (r.ok ? ((await r.json()) as { data?: SignInOption[] }) : { data: [] }))
+      .then((b) => {
+        if (live) setOpts((b.data ?? []).filter((o) => typeof o.id === 'string' && /^[0-9a-f]+$/.test(o.id)));
+      })
+      .catch(() => undefined);
+    return () => {
+      live = false;
+    };
+  }, []);
+  return opts;
+}
+
+/** Where to land after an OIDC sign-in: the page the user was on (a path on this site). */
+function returnTo(): string {
+  const p = window.location.pathname + window.location.search;
+  return p.startsWith('/') && !p.startsWith('//') && !p.startsWith('/login') && !p.startsWith('/signin') ? p : '/hub';
+}
 
 export function SignIn() {
   const { state, load } = useSession();
@@ -16,6 +50,7 @@ export function SignIn() {
   // The reason for being here (signed out, session ended) matters only until the next attempt.
   const [attempted, setAttempted] = useState(false);
   const totpRef = useRef<HTMLInputElement>(null);
+  const providers = useSignInOptions();
   const notice = state.kind === 'signedOut' ? state.notice : undefined;
   const noticeKind = state.kind === 'signedOut' ? state.noticeKind ?? 'info' : 'info';
 
@@ -111,6 +146,18 @@ export function SignIn() {
             </button>
           )}
         </div>
+        {step === 'password' && providers.length > 0 && (
+          <>
+            <p className="or-divider">or</p>
+            <div className="idp-buttons" data-testid="signin-idps">
+              {providers.map((p) => (
+                <a key={p.id} className="idp-button" href={`/api/v1/identity/oidc/${p.id}/login?returnto=${encodeURIComponent(returnTo())}`}>
+                  Sign in with {p.name || 'your organisation'}
+                </a>
+              ))}
+            </div>
+          </>
+        )}
       </form>
     </main>
   );

@@ -1,0 +1,480 @@
+/*
+ * Master measures (Doc CreateMeasure/GetMeasure/GetMeasureWithLabel/DestroyMeasure, the
+ * GenericMeasure handle type and qMeasureListDef). A master measure is an app object: its
+ * properties {qInfo, qMeasure: {qLabel, qDef, ...}, qMetaDef} live in the app document
+ * ("measures": {qId: props}), saved at once, shared by every user of the app; changing them
+ * needs the edit permission. A hypercube measure with a qLibraryId takes its expression and
+ * label from the master measure (tsr_engined__measure_qdef). Handlers run on the session's
+ * thread.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engined_int.h"
+
+#define MS_MAX_PER_APP 5000 /* master measures of one app */
+#define MS_MAX_ID 128       /* bytes of a measure id */
+#define MS_MAX_EXPR 65536   /* bytes of a measure's expression */
+
+/* The stored measure (borrowed; caller holds app->mu), or NULL. */
+static json_t *ms_get_locked(tsr_engined__app_t *a, const char *id) {
+    json_t *m = json_object_get(json_object_get(a->doc, "measures"), id);
+    return json_is_object(m) ? m : NULL;
+}
+
+static json_t *ms_copy(tsr_engined__doc_t *d, const char *id) {
+    pthread_mutex_lock(&d->app->mu);
+    json_t *m = json_deep_copy(ms_get_locked(d->app, id));
+    pthread_mutex_unlock(&d->app->mu);
+    return m;
+}
+
+/* The stored properties without engine bookkeeping (what GetProperties answers). */
+static json_t *ms_props(json_t *m) {
+    json_t *p = json_deep_copy(m);
+    json_object_del(p, "creationDate");
+    json_object_del(p, "modifiedDate");
+    return p;
+}
+
+static json_t *ms_meta(json_t *m, bool may_edit) {
+    json_t *meta = json_object_get(m, "qMetaDef");
+    json_t *r = json_is_object(meta) ? json_deep_copy(meta) : json_object();
+    json_object_set(r, "createdDate", json_object_get(m, "creationDate"));
+    json_object_set(r, "modifiedDate", json_object_get(m, "modifiedDate"));
+    json_t *priv = json_array();
+    json_array_append_new(priv, json_string("read"));
+    if (may_edit) {
+        json_array_append_new(priv, json_string("update"));
+        json_array_append_new(priv, json_string("delete"));
+    }
+    json_object_set_new(r, "privileges", priv);
+    return r;
+}
+
+static bool may_edit(tsr_engined__doc_t *d) {
+    return (d->actions & TSR_ENGINED_EDIT) != 0;
+}
+
+static json_t *ms_layout(tsr_engined__doc_t *d, json_t *m) {
+    json_t *l = ms_props(m);
+    json_object_del(l, "qMetaDef");
+    json_object_set_new(l, "qMeta", ms_meta(m, may_edit(d)));
+    return l;
+}
+
+/* NULL when p is valid measure properties; else the offending parameter's name. */
+static const char *invalid(json_t *p) {
+    if (!json_is_object(p)) {
+        return "qProp";
+    }
+    json_t *info = json_object_get(p, "qInfo");
+    json_t *meta = json_object_get(p, "qMetaDef");
+    json_t *m = json_object_get(p, "qMeasure");
+    if ((info != NULL && !json_is_object(info)) || (meta != NULL && !json_is_object(meta))) {
+        return "qProp";
+    }
+    if (!json_is_object(m)) {
+        return "qMeasure";
+    }
+    json_t *def = json_object_get(m, "qDef");
+    json_t *label = json_object_get(m, "qLabel");
+    if (!json_is_string(def) || json_string_length(def) > MS_MAX_EXPR ||
+        (label != NULL && !json_is_string(label))) {
+        return "qMeasure";
+    }
+    return NULL;
+}
+
+static tsr_err_t id_param(tsr_qix_call_t *call, const char **id) {
+    tsr_err_t rc = tsr_qix_param_string(call, 0, NULL, id);
+    if (rc == TSR_OK && (*id == NULL || (*id)[0] == '\0')) {
+        rc = tsr_qix_call_error(call, TSR_QIX_ERR_INVALID_PARAMS, "qId", "Invalid Params");
+    }
+    return rc;
+}
+
+static tsr_err_t not_found(tsr_qix_call_t *call, const char *id) {
+    return tsr_qix_call_error(call, TSR_QIX_ERR_NOT_FOUND, id, "Object not found");
+}
+
+/* Every object of the app that may use the measure changes: this session's and the others'. */
+static void changed(tsr_qix_call_t *call, tsr_engined__doc_t *d) {
+    tsr_engined__doc_change_all(call, d);
+    tsr_engined__app_push(d->app, d, NULL, false);
+}
+
+json_t *tsr_engined__measure_qdef(tsr_engined__doc_t *d, json_t *m) {
+    json_t *qdef = json_object_get(m, "qDef");
+    const char *lib = json_string_value(json_object_get(m, "qLibraryId"));
+    if (lib == NULL || lib[0] == '\0') {
+        return json_incref(qdef);
+    }
+    pthread_mutex_lock(&d->app->mu);
+    json_t *ms = json_object_get(ms_get_locked(d->app, lib), "qMeasure");
+    json_t *r = NULL;
+    if (json_is_object(ms)) {
+        /* The chart's own qDef properties (cId, custom keys) with the library's expression. */
+        r = json_is_object(qdef) ? json_deep_copy(qdef) : json_object();
+        json_object_set(r, "qDef", json_object_get(ms, "qDef"));
+        json_object_set(r, "qLabel", json_object_get(ms, "qLabel"));
+    }
+    pthread_mutex_unlock(&d->app->mu);
+    if (r == NULL) {
+        /* A missing master measure: nothing to compute (Qlik shows an invalid measure). */
+        r = json_object();
+        json_object_set_new(r, "qDef", json_string(""));
+    }
+    return r;
+}
+
+/* ---- Doc methods ------------------------------------------------------------------------------
+ */
+
+tsr_err_t tsr_engined__d_create_measure(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
+    tsr_engined__doc_t *d = obj;
+    tsr_engined__doc_sync(d);
+    json_t *p = NULL;
+    tsr_err_t rc = tsr_qix_param_json(call, 0, false, &p);
+    if (rc != TSR_OK) {
+        return rc;
+    }
+    if (p == NULL) {
+        return tsr_qix_call_error(call, TSR_QIX_ERR_INVALID_PARAMS, "qProp", "Invalid Params");
+    }
+    const char *bad = invalid(p);
+    if (bad != NULL) {
+        return tsr_qix_call_error(call, TSR_QIX_ERR_INVALID_PARAMETERS, bad, "Invalid parameters");
+    }
+    if ((rc = tsr_engined__doc_may(call, d, TSR_ENGINED_EDIT)) != TSR_OK) {
+        return rc;
+    }
+    json_t *info = json_object_get(p, "qInfo");
+    const char *want = json_string_value(json_object_get(info, "qId"));
+    char id[MS_MAX_ID + 1];
+    if (want != NULL && want[0] != '\0') {
+        if (strlen(want) > MS_MAX_ID) {
+            return tsr_qix_call_error(call, TSR_QIX_ERR_INVALID_PARAMETERS, "qId",
+                                      "Invalid parameters");
+        }
+        snprintf(id, sizeof id, "%s", want);
+    } else {
+        char rnd[25];
+        tsr_id_new(rnd);
+        snprintf(id, sizeof id, "ms-%s", rnd);
+    }
+    json_t *m = json_deep_copy(p);
+    char now[25];
+    tsr_time_format_rfc3339(tsr_wall_ms(), now);
+    json_t *ninfo = json_object();
+    json_object_set_new(ninfo, "qId", json_string(id));
+    json_object_set_new(ninfo, "qType", json_string("measure"));
+    json_object_set_new(m, "qInfo", ninfo);
+    json_object_set_new(m, "creationDate", json_string(now));
+    json_object_set_new(m, "modifiedDate", json_string(now));
+    json_t *rinfo = json_deep_copy(ninfo);
+    tsr_engined__app_t *a = d->app;
+    pthread_mutex_lock(&a->mu);
+    json_t *all = json_object_get(a->doc, "measures");
+    if (!json_is_object(all)) {
+        all = json_object();
+        json_object_set_new(a->doc, "measures", all);
+    }
+    if (json_object_get(all, id) != NULL) {
+        rc = tsr_qix_call_error(call, TSR_QIX_ERR_ALREADY_EXISTS, id, "Already exists");
+        json_decref(m);
+    } else if (json_object_size(all) >= MS_MAX_PER_APP) {
+        rc = tsr_qix_call_error(call, TSR_QIX_ERR_INVALID_PARAMETERS, "qProp",
+                                "Too many measures in the app");
+        json_decref(m);
+    } else {
+        json_object_set_new(all, id, m);
+        rc = tsr_engined__app_save(a, err);
+        if (rc != TSR_OK) {
+            json_object_del(all, id);
+        }
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (rc != TSR_OK) {
+        json_decref(rinfo);
+        return rc;
+    }
+    json_t *r = json_object();
+    json_object_set_new(r, "qInfo", rinfo);
+    json_object_set_new(r, "qReturn",
+                        tsr_engined__aux_open(call, d, TSR_ENGINED__AUX_MEASURE, id, "measure"));
+    tsr_qix_call_result(call, r);
+    changed(call, d);
+    return TSR_OK;
+}
+
+tsr_err_t tsr_engined__d_get_measure(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
+    (void)err;
+    tsr_engined__doc_t *d = obj;
+    tsr_engined__doc_sync(d);
+    const char *id = NULL;
+    tsr_err_t rc = id_param(call, &id);
+    if (rc != TSR_OK) {
+        return rc;
+    }
+    json_t *m = ms_copy(d, id);
+    if (m == NULL) {
+        return not_found(call, id);
+    }
+    json_decref(m);
+    tsr_qix_call_result(
+        call, tsr_engined__obj1("qReturn", tsr_engined__aux_open(call, d, TSR_ENGINED__AUX_MEASURE,
+                                                                 id, "measure")));
+    return TSR_OK;
+}
+
+tsr_err_t tsr_engined__d_get_measure_with_label(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
+    (void)err;
+    tsr_engined__doc_t *d = obj;
+    tsr_engined__doc_sync(d);
+    const char *label = NULL;
+    tsr_err_t rc = tsr_qix_param_string(call, 0, NULL, &label);
+    if (rc != TSR_OK) {
+        return rc;
+    }
+    if (label == NULL || label[0] == '\0') {
+        return tsr_qix_call_error(call, TSR_QIX_ERR_INVALID_PARAMS, "qLabel", "Invalid Params");
+    }
+    char *found = NULL;
+    const char *k;
+    json_t *m;
+    pthread_mutex_lock(&d->app->mu);
+    json_object_foreach(json_object_get(d->app->doc, "measures"), k, m) {
+        const char *l =
+            json_string_value(json_object_get(json_object_get(m, "qMeasure"), "qLabel"));
+        if (found == NULL && l != NULL && strcmp(l, label) == 0) {
+            found = tsr_xstrdup(k);
+        }
+    }
+    pthread_mutex_unlock(&d->app->mu);
+    if (found == NULL) {
+        return not_found(call, label);
+    }
+    tsr_qix_call_result(
+        call, tsr_engined__obj1("qReturn", tsr_engined__aux_open(call, d, TSR_ENGINED__AUX_MEASURE,
+                                                                 found, "measure")));
+    free(found);
+    return TSR_OK;
+}
+
+tsr_err_t tsr_engined__d_destroy_measure(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
+    tsr_engined__doc_t *d = obj;
+    tsr_engined__doc_sync(d);
+    const char *id = NULL;
+    tsr_err_t rc = id_param(call, &id);
+    if (rc != TSR_OK) {
+        return rc;
+    }
+    if ((rc = tsr_engined__doc_may(call, d, TSR_ENGINED_EDIT)) != TSR_OK) {
+        return rc;
+    }
+    char *idc = tsr_xstrdup(id);
+    bool found = false;
+    tsr_engined__app_t *a = d->app;
+    pthread_mutex_lock(&a->mu);
+    json_t *m = ms_get_locked(a, idc);
+    if (m != NULL) {
+        json_t *keep = json_incref(m);
+        json_object_del(json_object_get(a->doc, "measures"), idc);
+        found = true;
+        rc = tsr_engined__app_save(a, err);
+        if (rc != TSR_OK) {
+            json_object_set(json_object_get(a->doc, "measures"), idc, keep);
+            found = false;
+        }
+        json_decref(keep);
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (found) {
+        tsr_engined__aux_close(call, d, TSR_ENGINED__AUX_MEASURE, idc);
+        changed(call, d);
+    }
+    free(idc);
+    if (rc == TSR_OK) {
+        tsr_qix_call_result(call, tsr_engined__obj1("qSuccess", json_boolean(found)));
+    }
+    return rc;
+}
+
+json_t *tsr_engined__measure_list(tsr_engined__doc_t *d, json_t *def) {
+    json_t *items = json_array();
+    json_t *data = json_object_get(def, "qData");
+    bool edit = may_edit(d);
+    const char *k;
+    json_t *m;
+    pthread_mutex_lock(&d->app->mu);
+    json_object_foreach(json_object_get(d->app->doc, "measures"), k, m) {
+        json_t *en = json_object(), *qd = json_object();
+        json_object_set(en, "qInfo", json_object_get(m, "qInfo"));
+        json_object_set_new(en, "qMeta", ms_meta(m, edit));
+        const char *dk;
+        json_t *ptr;
+        json_object_foreach(data, dk, ptr) {
+            json_t *v =
+                json_is_string(ptr) ? tsr_engined__ptr_get(m, json_string_value(ptr)) : NULL;
+            json_object_set_new(qd, dk, v ? json_deep_copy(v) : json_null());
+        }
+        json_object_set_new(en, "qData", qd);
+        json_array_append_new(items, en);
+    }
+    pthread_mutex_unlock(&d->app->mu);
+    return tsr_engined__obj1("qItems", items);
+}
+
+/* ---- GenericMeasure methods -------------------------------------------------------------------
+ */
+
+static json_t *self(tsr_qix_call_t *call, void *obj, tsr_engined__doc_t **d) {
+    tsr_engined__aux_t *x = obj;
+    *d = x->doc;
+    tsr_engined__doc_sync(*d);
+    json_t *m = ms_copy(*d, x->id);
+    if (m == NULL) {
+        not_found(call, x->id);
+    }
+    return m;
+}
+
+static tsr_err_t m_get_layout(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
+    (void)err;
+    tsr_engined__doc_t *d;
+    json_t *m = self(call, obj, &d);
+    if (m == NULL) {
+        return TSR_EINVAL;
+    }
+    tsr_qix_call_result(call, tsr_engined__obj1("qLayout", ms_layout(d, m)));
+    json_decref(m);
+    return TSR_OK;
+}
+
+static tsr_err_t m_get_properties(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
+    (void)err;
+    tsr_engined__doc_t *d;
+    json_t *m = self(call, obj, &d);
+    if (m == NULL) {
+        return TSR_EINVAL;
+    }
+    tsr_qix_call_result(call, tsr_engined__obj1("qProp", ms_props(m)));
+    json_decref(m);
+    return TSR_OK;
+}
+
+static tsr_err_t m_get_info(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
+    (void)err;
+    tsr_engined__doc_t *d;
+    json_t *m = self(call, obj, &d);
+    if (m == NULL) {
+        return TSR_EINVAL;
+    }
+    tsr_qix_call_result(call, tsr_engined__obj1("qInfo", json_incref(json_object_get(m, "qInfo"))));
+    json_decref(m);
+    return TSR_OK;
+}
+
+static tsr_err_t m_get_measure(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
+    (void)err;
+    tsr_engined__doc_t *d;
+    json_t *m = self(call, obj, &d);
+    if (m == NULL) {
+        return TSR_EINVAL;
+    }
+    tsr_qix_call_result(call,
+                        tsr_engined__obj1("qMeasure", json_incref(json_object_get(m, "qMeasure"))));
+    json_decref(m);
+    return TSR_OK;
+}
+
+static tsr_err_t m_get_linked_objects(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
+    (void)err;
+    tsr_engined__doc_t *d;
+    json_t *m = self(call, obj, &d);
+    if (m == NULL) {
+        return TSR_EINVAL;
+    }
+    json_decref(m);
+    tsr_qix_call_result(call, tsr_engined__obj1("qItems", json_array()));
+    return TSR_OK;
+}
+
+/* New properties; the id and dates are kept. */
+static tsr_err_t m_set_properties(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
+    tsr_engined__aux_t *x = obj;
+    tsr_engined__doc_t *d;
+    json_t *m = self(call, obj, &d);
+    if (m == NULL) {
+        return TSR_EINVAL;
+    }
+    json_t *p = NULL;
+    tsr_err_t rc = tsr_qix_param_json(call, 0, false, &p);
+    const char *bad = rc == TSR_OK ? invalid(p) : NULL;
+    if (rc == TSR_OK && bad != NULL) {
+        rc = tsr_qix_call_error(
+            call, json_is_object(p) ? TSR_QIX_ERR_INVALID_PARAMETERS : TSR_QIX_ERR_INVALID_PARAMS,
+            bad, "Invalid parameters");
+    }
+    if (rc == TSR_OK) {
+        rc = tsr_engined__doc_may(call, d, TSR_ENGINED_EDIT);
+    }
+    if (rc != TSR_OK) {
+        json_decref(m);
+        return rc;
+    }
+    json_t *n = json_deep_copy(p);
+    json_object_set(n, "qInfo", json_object_get(m, "qInfo"));
+    json_object_set(n, "creationDate", json_object_get(m, "creationDate"));
+    char now[25];
+    tsr_time_format_rfc3339(tsr_wall_ms(), now);
+    json_object_set_new(n, "modifiedDate", json_string(now));
+    json_decref(m);
+    tsr_engined__app_t *a = d->app;
+    pthread_mutex_lock(&a->mu);
+    json_t *old = ms_get_locked(a, x->id);
+    if (old == NULL) {
+        rc = not_found(call, x->id);
+        json_decref(n);
+    } else {
+        json_t *keep = json_incref(old);
+        json_object_set_new(json_object_get(a->doc, "measures"), x->id, n);
+        rc = tsr_engined__app_save(a, err);
+        if (rc != TSR_OK) {
+            json_object_set(json_object_get(a->doc, "measures"), x->id, keep);
+        }
+        json_decref(keep);
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (rc == TSR_OK) {
+        tsr_qix_call_result(call, json_object());
+        tsr_qix_call_add_change(call, x->handle);
+        changed(call, d);
+    }
+    return rc;
+}
+
+#define NI tsr_qix_not_implemented
+static const tsr_qix_method_t measure_methods[] = {
+    {"ApplyPatches", NI, {"qPatches", NULL}},
+    {"Approve", NI, {NULL}},
+    {"GetInfo", m_get_info, {NULL}},
+    {"GetLayout", m_get_layout, {NULL}},
+    {"GetLinkedObjects", m_get_linked_objects, {NULL}},
+    {"GetMeasure", m_get_measure, {NULL}},
+    {"GetProperties", m_get_properties, {NULL}},
+    {"Publish", NI, {NULL}},
+    {"SetProperties", m_set_properties, {"qProp", NULL}},
+    {"UnApprove", NI, {NULL}},
+    {"UnPublish", NI, {NULL}},
+};
+#undef NI
+
+const tsr_qix_type_t tsr_engined__measure_type = {
+    .qtype = "GenericMeasure",
+    .methods = measure_methods,
+    .nmethods = sizeof measure_methods / sizeof measure_methods[0],
+    .release = tsr_engined__aux_release,
+};

@@ -1,0 +1,293 @@
+// Bookmarks, master measures and publishing in headless Chromium against a real local stack
+// (tests/integration/test_web.sh runs it after web.mjs and apps.mjs). Every step leaves a
+// screenshot in $E2E_ARTIFACTS (bookmarks-*.png).
+//
+//   - the hub: a shared space, a managed space and an app in the shared space;
+//   - the data load editor: a LOAD * INLINE script saved and reloaded (SUCCEEDED);
+//   - the app view: a master measure "Total sales" = Sum(Sales) defined in the master measures
+//     panel, a sheet with a filter pane on Country and a bar chart of Country by that master
+//     measure (qLibraryId); the bars equal the sums and the axis shows the measure's label;
+//   - a selection in the filter pane, a bookmark created from it with the keyboard only, clear
+//     all, apply the bookmark: the selections bar shows Country = Norway again; delete it;
+//   - publish the app to the managed space from the hub; it is listed in that space.
+//
+// Environment: TSR_URL, TSR_CREDS (credentials.json of the tenant admin), E2E_ARTIFACTS,
+// CHROMIUM.
+import { chromium } from 'playwright-core';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set`);
+  return v;
+};
+const url = env('TSR_URL');
+const creds = JSON.parse(readFileSync(env('TSR_CREDS'), 'utf8'));
+const out = env('E2E_ARTIFACTS');
+mkdirSync(out, { recursive: true });
+
+let passed = 0;
+let shot = 0;
+const t0 = Date.now();
+function ok(msg) {
+  passed++;
+  console.log(`ok ${passed} - bookmarks: ${msg} (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
+}
+function assert(cond, msg) {
+  if (!cond) throw new Error(`assertion failed: ${msg}`);
+}
+async function snap(page, name) {
+  shot++;
+  await page.screenshot({ path: join(out, `bookmarks-${String(shot).padStart(2, '0')}-${name}.png`), fullPage: true });
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function until(what, fn, ms = 20_000) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+}
+
+/** The hypercube of a chart object on the page: rows [[dimText, measureNum]] and measure titles. */
+async function cube(page, objectId) {
+  return page.evaluate(async (id) => {
+    const o = await window.tesseraApp.getObject(id);
+    const l = await o.getLayout();
+    return {
+      rows: (l.qHyperCube.qDataPages[0]?.qMatrix ?? []).map((r) => [r[0].qText, r[r.length - 1].qNum]),
+      titles: l.qHyperCube.qMeasureInfo.map((m) => m.qFallbackTitle),
+      lib: (await o.getProperties()).qHyperCubeDef.qMeasures.map((m) => m.qLibraryId || ''),
+    };
+  }, objectId);
+}
+
+/** The texts of a bar chart cell's SVG labels that are among values. */
+async function labels(cell, values) {
+  return cell.evaluate(
+    (el, values) => [...el.querySelectorAll('svg text')].map((t) => t.textContent.trim()).filter((t) => values.includes(t)),
+    values,
+  );
+}
+
+/** Add a chart through the sheet's editor. */
+async function addChart(page, { type, dims = [], master = [] }) {
+  const ed = page.getByTestId('chart-editor');
+  await ed.getByTestId('chart-type').selectOption(type);
+  for (const d of dims) await ed.getByTestId('add-dimension').selectOption(d);
+  for (const m of master) await ed.getByTestId('add-master-measure').selectOption({ label: m });
+  const before = await page.locator(`[data-testid=cell-${type}]`).count();
+  await ed.getByTestId('add-chart').click();
+  await until(`a new ${type} on the sheet`, async () => (await page.locator(`[data-testid=cell-${type}]`).count()) > before);
+  return page.locator(`[data-testid=cell-${type}]`).nth(before).getAttribute('data-object-id');
+}
+
+/** Every visible control of a container has an accessible name (label, aria-label or text). */
+async function checkLabels(scope, what) {
+  const unnamed = await scope.evaluate((root) =>
+    [...root.querySelectorAll('button, input, select, textarea')]
+      .filter((el) => {
+        if (el.type === 'hidden' || el.offsetParent === null) return false;
+        const lbl = el.id && document.querySelector(`label[for="${CSS.escape(el.id)}"]`);
+        return !(el.getAttribute('aria-label') || el.getAttribute('aria-labelledby') || lbl || el.closest('label') || (el.tagName === 'BUTTON' && el.innerText.trim()));
+      })
+      .map((el) => el.outerHTML.slice(0, 120)),
+  );
+  assert(unnamed.length === 0, `${what}: controls without a label: ${unnamed.join(' | ')}`);
+}
+
+const SCRIPT = ['Sales: LOAD * INLINE [', 'Country, Sales', 'Sweden, 10', 'Sweden, 7', 'Norway, 20', 'Denmark, 5', '];', ''].join('\n');
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
+});
+
+let page = null;
+try {
+  const ctx = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  page = await ctx.newPage();
+  page.setDefaultTimeout(30_000);
+  const pageErrors = [];
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+
+  // ---- the hub: a shared space, a managed space, an app in the shared space ----------------
+  await page.goto(url + '/');
+  await page.getByLabel('Email').fill(creds.user);
+  await page.getByLabel('Password').fill(creds.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL('**/hub');
+  await page.locator('[data-testid=apps], [data-testid=apps-empty]').first().waitFor();
+  const stamp = Date.now();
+  const shared = `Team ${stamp}`;
+  const managed = `Published ${stamp}`;
+  for (const [name, type] of [
+    [shared, 'shared'],
+    [managed, 'managed'],
+  ]) {
+    await page.getByRole('button', { name: 'Create space' }).click();
+    const dlg = page.getByRole('dialog');
+    await dlg.getByLabel('Space name').fill(name);
+    await dlg.getByLabel('Type').selectOption(type);
+    await dlg.getByRole('button', { name: 'Create' }).click();
+    await page.getByTestId('hub-status').filter({ hasText: name }).waitFor();
+  }
+  const nav = page.getByRole('navigation', { name: 'Spaces' });
+  await nav.getByRole('button', { name: shared }).click();
+  const appName = `Bookmarks app ${stamp}`;
+  await page.getByRole('button', { name: 'Create app' }).click();
+  await page.getByRole('dialog').getByLabel('App name').fill(appName);
+  await page.getByRole('dialog').getByRole('button', { name: 'Create' }).click();
+  const appLink = page.getByTestId('apps').getByRole('link', { name: appName, exact: true });
+  await appLink.waitFor();
+  const appId = decodeURIComponent((await appLink.getAttribute('href')).split('/')[2]);
+  ok(`spaces "${shared}" (shared) and "${managed}" (managed), app ${appId} created through the hub`);
+
+  // ---- the data load editor: LOAD * INLINE, save and reload --------------------------------
+  await page.getByRole('link', { name: `Data load editor of ${appName}` }).click();
+  await page.getByLabel('Load script').waitFor();
+  await page.getByLabel('Load script').fill(SCRIPT);
+  await page.getByRole('button', { name: 'Save and reload' }).click();
+  await page.getByTestId('dle-reload-status').getByText('SUCCEEDED').waitFor({ timeout: 60_000 });
+  await snap(page, 'reloaded');
+  ok('the data load editor saved and reloaded a LOAD * INLINE script (SUCCEEDED)');
+
+  // ---- master measure: defined in its panel, used by a bar chart ---------------------------
+  await page.goto(`${url}/apps/${encodeURIComponent(appId)}`);
+  await page.getByTestId('sheets-empty').waitFor();
+  await page.getByTestId('toggle-measures').click();
+  const mp = page.getByTestId('measures-panel');
+  await mp.getByTestId('measures-empty').waitFor();
+  await mp.getByTestId('measure-save').click(); // empty: both fields complain, nothing stored
+  await mp.getByText('Give the measure a name.').waitFor();
+  await mp.getByText(/Enter an expression/).waitFor();
+  await mp.getByLabel('Measure name').fill('Total sales');
+  await mp.getByLabel('Expression').fill('Sum(Sales)');
+  await mp.getByLabel('Description (optional)').fill('All sales');
+  await mp.getByTestId('measure-save').click();
+  await mp.getByTestId('measure-status').getByText('Master measure “Total sales” created.').waitFor();
+  await mp.getByTestId('master-measures').getByText('Total sales').waitFor();
+  await checkLabels(mp, 'master measures panel');
+  await snap(page, 'master-measure');
+  // A second session sees it too (stored in the app, not the session).
+  const listed = await page.evaluate(async () => {
+    const o = await window.tesseraApp.createSessionObject({ qInfo: { qType: 'x' }, qMeasureListDef: { qType: 'measure', qData: { l: '/qMeasure/qLabel', d: '/qMeasure/qDef' } } });
+    const l = await o.getLayout();
+    return l.qMeasureList.qItems.map((i) => [i.qInfo.qId, i.qData.l, i.qData.d]);
+  });
+  assert(listed.length === 1 && listed[0][1] === 'Total sales' && listed[0][2] === 'Sum(Sales)', `measure list: ${JSON.stringify(listed)}`);
+  await page.keyboard.press('Escape'); // closes the panel, focus back on its toggle
+  await until('the measures panel closed', async () => (await page.getByTestId('measures-panel').count()) === 0);
+  assert((await page.evaluate(() => document.activeElement?.id)) === 'toggle-measures', 'focus returns to the panel toggle');
+  ok(`master measure ${listed[0][0]} "Total sales" = Sum(Sales) created in the panel (validation, labels, Escape closes)`);
+
+  await page.getByLabel('New sheet name').fill('Bookmarks');
+  await page.getByRole('button', { name: 'Create sheet' }).click();
+  await page.waitForURL(/\/sheets\//);
+  await page.getByTestId('chart-editor').waitFor();
+  const fpId = await addChart(page, { type: 'filterpane', dims: ['Country'] });
+  const barId = await addChart(page, { type: 'barchart', dims: ['Country'], master: ['Total sales'] });
+  await page.getByTestId('sheet-edit').click(); // done editing
+  const bar = page.locator(`[data-object-id="${barId}"]`);
+  const fp = page.locator(`[data-object-id="${fpId}"]`);
+  const countries = ['Sweden', 'Norway', 'Denmark'];
+  await until('the bar chart to draw three bars', async () => (await labels(bar, countries)).length === 3);
+  const c1 = await cube(page, barId);
+  assert(c1.lib[0] === listed[0][0], `the chart's measure references the master measure: ${JSON.stringify(c1.lib)}`);
+  assert(c1.titles[0] === 'Total sales', `measure title: ${JSON.stringify(c1.titles)}`);
+  const sums = Object.fromEntries(c1.rows);
+  assert(sums.Sweden === 17 && sums.Norway === 20 && sums.Denmark === 5, `bar values: ${JSON.stringify(c1.rows)}`);
+  await until('the axis title to show the master measure label', async () => (await bar.innerText()).includes('Total sales'));
+  await snap(page, 'bar-chart-master-measure');
+  ok(`a bar chart of Country by the master measure (qLibraryId): ${JSON.stringify(c1.rows)}, titled "Total sales"`);
+
+  // ---- a selection, a bookmark of it (keyboard only), clear, apply ---------------------------
+  await until('the filter pane to list the countries', async () => /Norway/.test(await fp.innerText()));
+  await fp.locator('[data-testid="listbox.item"]', { hasText: 'Norway' }).first().click();
+  await page.mouse.click(5, 5); // leave selection mode: the selection is kept
+  const selBar = page.getByTestId('current-selections');
+  await until('the selections bar to show Norway', async () => /Country/.test(await selBar.innerText()) && /Norway/.test(await selBar.innerText()));
+  await until('one bar left', async () => (await cube(page, barId)).rows.length === 1);
+  await snap(page, 'selection');
+  await page.getByTestId('toggle-bookmarks').focus();
+  await page.keyboard.press('Enter');
+  const bp = page.getByTestId('bookmarks-panel');
+  await bp.getByTestId('bookmarks-empty').waitFor();
+  // The name field has focus: type the name and press Enter.
+  await until('focus in the bookmark name', async () => (await page.evaluate(() => document.activeElement?.getAttribute('data-testid'))) === 'bookmark-name');
+  await page.keyboard.type('Norway only');
+  await page.keyboard.press('Enter');
+  await bp.getByTestId('bookmark-status').getByText('Bookmark “Norway only” created from the current selections.').waitFor();
+  await bp.getByTestId('bookmarks').getByText('Norway only').waitFor();
+  await checkLabels(bp, 'bookmarks panel');
+  await snap(page, 'bookmark-created');
+  ok('a bookmark "Norway only" created from the current selection with the keyboard (toggle, name, Enter)');
+
+  await page.getByTestId('sel-clear').click();
+  await until('the selections bar empty', async () => !/Norway/.test(await selBar.innerText()));
+  await until('three bars again', async () => (await cube(page, barId)).rows.length === 3);
+  await snap(page, 'cleared');
+  await bp.getByRole('button', { name: 'Apply bookmark Norway only' }).click();
+  await until('the selections bar to show Norway again', async () => /Country/.test(await selBar.innerText()) && /Norway/.test(await selBar.innerText()));
+  const c2 = await until('one bar after apply', async () => {
+    const c = await cube(page, barId);
+    return c.rows.length === 1 ? c : null;
+  });
+  assert(c2.rows[0][0] === 'Norway' && c2.rows[0][1] === 20, `after apply: ${JSON.stringify(c2.rows)}`);
+  await snap(page, 'bookmark-applied');
+  ok(`clear all, then apply: the selections bar shows Country = Norway again, the chart ${JSON.stringify(c2.rows)}`);
+
+  // The bookmark is stored: after a page reload it is still listed; then delete it.
+  await page.reload();
+  await page.getByTestId('sheet-grid').waitFor();
+  await page.getByTestId('toggle-bookmarks').click();
+  await page.getByTestId('bookmarks-panel').getByTestId('bookmarks').getByText('Norway only').waitFor();
+  await page.getByRole('button', { name: 'Delete bookmark Norway only' }).click();
+  await page.getByTestId('bookmarks-panel').getByRole('button', { name: 'Yes, delete' }).click();
+  await page.getByTestId('bookmarks-panel').getByTestId('bookmarks-empty').waitFor();
+  ok('the bookmark survives a page reload and is deleted from the panel');
+
+  // ---- publish to the managed space ------------------------------------------------------------
+  await page.goto(`${url}/hub`);
+  await nav.getByRole('button', { name: shared }).click();
+  await page.getByTestId('apps').getByRole('link', { name: appName, exact: true }).waitFor();
+  await page.getByRole('button', { name: `Publish ${appName}` }).click();
+  const pd = page.getByRole('dialog');
+  await pd.getByLabel('Managed space').selectOption({ label: managed });
+  const pubName = `${appName} (published)`;
+  await pd.getByLabel('Name of the published app').fill(pubName);
+  await checkLabels(pd, 'publish dialog');
+  await snap(page, 'publish-dialog');
+  await pd.getByRole('button', { name: 'Publish' }).click();
+  await page.getByTestId('hub-status').filter({ hasText: `published to “${managed}”` }).waitFor();
+  await nav.getByRole('button', { name: managed }).click();
+  const pubLink = page.getByTestId('apps').getByRole('link', { name: pubName, exact: true });
+  await pubLink.waitFor();
+  // A published app is not offered for publishing again.
+  assert((await page.getByRole('button', { name: `Publish ${pubName}` }).count()) === 0, 'a published app offers no Publish');
+  await snap(page, 'published-in-managed-space');
+  // Its content came along: the master measure is there.
+  const pubId = decodeURIComponent((await pubLink.getAttribute('href')).split('/')[2]);
+  await page.goto(`${url}/apps/${encodeURIComponent(pubId)}`);
+  await page.getByTestId('toggle-measures').click();
+  await page.getByTestId('measures-panel').getByText('Total sales').first().waitFor();
+  ok(`published to "${managed}" as ${pubId}: listed there, not publishable again, master measure carried`);
+
+  assert(pageErrors.length === 0, `page errors: ${pageErrors.join(' | ')}`);
+  console.log(`bookmarks.mjs: ${passed} checks passed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+} catch (e) {
+  if (page) await snap(page, 'failure').catch(() => undefined);
+  console.error(e);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
