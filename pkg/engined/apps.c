@@ -1345,7 +1345,10 @@ static void temp_sweep(const tsr_engined_t *e) {
         char id[TEMP_ID_HEX + 1], path[4400];
         memcpy(id, de->d_name, TEMP_ID_HEX);
         id[TEMP_ID_HEX] = '\0';
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        int pn = snprintf(path, sizeof path, "%s/%s.json", dir, id);
+        if (pn < 0 || (size_t)pn >= sizeof path) {
+            continue;
+        }
         json_t *m = json_load_file(path, 0, NULL);
         json_int_t exp = json_integer_value(json_object_get(m, "expiresAtMs"));
         json_decref(m);
