@@ -9,7 +9,8 @@
 //     measure (qLibraryId); the bars equal the sums and the axis shows the measure's label;
 //   - a selection in the filter pane, a bookmark created from it with the keyboard only, clear
 //     all, apply the bookmark: the selections bar shows Country = Norway again; delete it;
-//   - publish the app to the managed space from the hub; it is listed in that space.
+//   - publish the app to the managed space from the hub; it is listed in that space, with its
+//     master measure; then move the source app to the personal space.
 //
 // Environment: TSR_URL, TSR_CREDS (credentials.json of the tenant admin), E2E_ARTIFACTS,
 // CHROMIUM.
@@ -187,7 +188,7 @@ try {
   assert(listed.length === 1 && listed[0][1] === 'Total sales' && listed[0][2] === 'Sum(Sales)', `measure list: ${JSON.stringify(listed)}`);
   await page.keyboard.press('Escape'); // closes the panel, focus back on its toggle
   await until('the measures panel closed', async () => (await page.getByTestId('measures-panel').count()) === 0);
-  assert((await page.evaluate(() => document.activeElement?.id)) === 'toggle-measures', 'focus returns to the panel toggle');
+  await until('focus back on the panel toggle', async () => (await page.evaluate(() => document.activeElement?.id)) === 'toggle-measures', 5_000);
   ok(`master measure ${listed[0][0]} "Total sales" = Sum(Sales) created in the panel (validation, labels, Escape closes)`);
 
   await page.getByLabel('New sheet name').fill('Bookmarks');
@@ -281,6 +282,21 @@ try {
   await page.getByTestId('toggle-measures').click();
   await page.getByTestId('measures-panel').getByText('Total sales').first().waitFor();
   ok(`published to "${managed}" as ${pubId}: listed there, not publishable again, master measure carried`);
+
+  // ---- move the source app to the personal space (PUT/DELETE /api/v1/apps/{id}/space) -------
+  await page.goto(`${url}/hub`);
+  await nav.getByRole('button', { name: shared }).click();
+  await page.getByRole('button', { name: `Move ${appName}` }).click();
+  const md = page.getByRole('dialog');
+  await md.getByLabel('Move to').selectOption({ label: 'Personal' });
+  await checkLabels(md, 'move dialog');
+  await md.getByRole('button', { name: 'Move' }).click();
+  await page.getByTestId('hub-status').filter({ hasText: 'moved to your personal space' }).waitFor();
+  await until('the app gone from the shared space', async () => (await page.getByTestId('apps').getByRole('link', { name: appName, exact: true }).count()) === 0 || (await page.getByTestId('apps-empty').count()) === 1);
+  await nav.getByRole('button', { name: 'Personal', exact: true }).click();
+  await page.getByTestId('apps').getByRole('link', { name: appName, exact: true }).waitFor();
+  await snap(page, 'moved-to-personal');
+  ok('the source app moved from the shared space to the personal space through the hub');
 
   assert(pageErrors.length === 0, `page errors: ${pageErrors.join(' | ')}`);
   console.log(`bookmarks.mjs: ${passed} checks passed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
