@@ -37,6 +37,8 @@ typedef struct {
     tsr_qix_server_t *qix;
     tsr_auth_verifier_t *verifier; /* NULL: headers trusted (development) */
     tsr_auth_tokens_t *tokens;     /* service tokens for calls to spaces; NULL: none */
+    /* spaces' events dropping cached access answers (both roles); NULL: no broker */
+    tsr_engined_access_events_t *access_events;
     /* reloader role */
     tsr_store_t *store;
     tsr_reload_consumer_t *consumer;
@@ -50,6 +52,23 @@ static tsr_err_t auth_setup(engine_t *e, tsr_httpd_opts_t *opts, tsr_error_t *er
     if (rc == TSR_OK) {
         rc = tsr_auth_tokens_create_from_config(&e->tokens, err);
     }
+    return rc;
+}
+
+/* Both roles: a consumer of spaces' events of this process alone drops the access answers they
+ * change. Without a broker the answers only expire (TSR_ENGINE_ACCESS_CACHE_MS). */
+static tsr_err_t access_events_setup(engine_t *e, tsr_error_t *err) {
+    char *bootstrap = NULL;
+    tsr_error_t berr;
+    tsr_error_clear(&berr);
+    if (tsr_events_bootstrap_resolve(&bootstrap, &berr) != TSR_OK) {
+        tsr_log_warn(NULL, "no Kafka broker configured: cached access answers only expire (%s)",
+                     berr.msg);
+        return TSR_OK;
+    }
+    tsr_err_t rc =
+        tsr_engined_access_events_start(e->engined, bootstrap, NULL, &e->access_events, err);
+    free(bootstrap);
     return rc;
 }
 
@@ -73,6 +92,9 @@ static tsr_err_t setup(tsr_httpd_opts_t *opts, void **ud, tsr_error_t *err) {
     if (e->tokens != NULL) {
         tsr_engined_set_token_source(e->engined, tsr_auth_tokens_cb, e->tokens);
     }
+    if ((rc = access_events_setup(e, err)) != TSR_OK) {
+        goto fail;
+    }
     qo.backend = tsr_engined_backend(e->engined);
     qo.authenticate = tsr_engined_authenticate;
     qo.auth_ud = e->engined;
@@ -84,6 +106,7 @@ static tsr_err_t setup(tsr_httpd_opts_t *opts, void **ud, tsr_error_t *err) {
     *ud = e;
     return TSR_OK;
 fail:
+    tsr_engined_access_events_stop(e->access_events);
     tsr_engined_destroy(e->engined);
     auth_teardown(e);
     free(e);
@@ -99,6 +122,7 @@ static tsr_err_t routes(tsr_httpd_t *h, void *ud, tsr_error_t *err) {
 static void teardown(void *ud) {
     engine_t *e = ud;
     tsr_qix_server_destroy(e->qix);
+    tsr_engined_access_events_stop(e->access_events);
     tsr_engined_destroy(e->engined);
     auth_teardown(e);
     free(e);
@@ -108,6 +132,10 @@ static void teardown(void *ud) {
 
 static bool run_should_stop(void *ud) {
     return tsr_reload_run_should_stop(ud);
+}
+
+static void run_log(void *ud, const char *text, size_t len) {
+    tsr_reload_run_log_text(ud, text, len); /* live: stored on the reload as it runs */
 }
 
 static int64_t g_pause_ms; /* TSR_ENGINE_RELOAD_TEST_PAUSE_MS */
@@ -136,7 +164,8 @@ static tsr_err_t reload_job(void *ud, tsr_reload_run_t *run, const char *tenant,
     tsr_engined_reload_opts_t o = {.token = tsr_reload_run_token(run),
                                    .should_stop = run_should_stop,
                                    .ud = run,
-                                   .before_switch = run_before_switch};
+                                   .before_switch = run_before_switch,
+                                   .on_log = run_log};
     tsr_log_ctx_t ctx = {.tenant_id = tenant};
     tsr_log_info(&ctx, "reloader: reload %s of app %s started (token %llu)", tsr_reload_run_id(run),
                  app_id, (unsigned long long)o.token);
@@ -145,10 +174,7 @@ static tsr_err_t reload_job(void *ud, tsr_reload_run_t *run, const char *tenant,
     }
     char *log = NULL;
     tsr_err_t rc = tsr_engined_reload_app(e->engined, tenant, app_id, &o, &log, err);
-    if (log != NULL) {
-        tsr_reload_run_log(run, "%s", log);
-    }
-    free(log);
+    free(log); /* already in the run's log, line by line through run_log */
     tsr_log_info(&ctx, "reloader: reload %s of app %s: %s", tsr_reload_run_id(run), app_id,
                  rc == TSR_OK ? "model saved" : (err != NULL ? err->msg : tsr_strerror(rc)));
     return rc;
@@ -187,6 +213,9 @@ static tsr_err_t reloader_setup(tsr_httpd_opts_t *opts, void **ud, tsr_error_t *
     if (e->tokens != NULL) {
         tsr_engined_set_token_source(e->engined, tsr_auth_tokens_cb, e->tokens);
     }
+    if ((rc = access_events_setup(e, err)) != TSR_OK) {
+        goto fail;
+    }
     tsr_error_t berr;
     tsr_error_clear(&berr);
     if (tsr_events_bootstrap_resolve(&bootstrap, &berr) != TSR_OK) {
@@ -211,6 +240,7 @@ static tsr_err_t reloader_setup(tsr_httpd_opts_t *opts, void **ud, tsr_error_t *
     return TSR_OK;
 fail:
     free(bootstrap);
+    tsr_engined_access_events_stop(e->access_events);
     tsr_engined_destroy(e->engined);
     tsr_store_destroy(e->store);
     auth_teardown(e);
@@ -221,6 +251,7 @@ fail:
 static void reloader_teardown(void *ud) {
     engine_t *e = ud;
     tsr_reload_consumer_stop(e->consumer); /* finishes the current reload, leaves the group */
+    tsr_engined_access_events_stop(e->access_events);
     tsr_engined_destroy(e->engined);
     tsr_store_destroy(e->store);
     auth_teardown(e);

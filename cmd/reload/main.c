@@ -25,6 +25,7 @@ typedef struct {
     tsr_store_t *store;
     tsr_reload_t *reload;
     tsr_reload_consumer_t *results;
+    tsr_reload_access_events_t *access_events; /* this replica's access invalidation */
     tsr_store_events_relayer_t *relayer;
     tsr_auth_verifier_t *verifier;
     char owner[128];
@@ -43,6 +44,11 @@ static tsr_err_t events_setup(app_t *a, tsr_error_t *err) {
     if (tsr_reload_results_start(a->reload, bootstrap, &a->results, &berr) != TSR_OK) {
         tsr_log_error(NULL, "reload results consumer not started: %s", berr.msg);
     }
+    tsr_error_clear(&berr);
+    if (tsr_reload_access_events_start(a->reload, bootstrap, &a->access_events, &berr) != TSR_OK) {
+        tsr_log_error(NULL, "access events consumer not started (answers only expire): %s",
+                      berr.msg);
+    }
     free(bootstrap);
     return TSR_OK;
 }
@@ -54,6 +60,7 @@ static void teardown(void *ud) {
     }
     tsr_store_events_relayer_stop(a->relayer);
     tsr_reload_consumer_stop(a->results);
+    tsr_reload_access_events_stop(a->access_events);
     if (a->reload != NULL) {
         tsr_reload_scheduler_stop(a->reload);
     }
@@ -64,7 +71,7 @@ static void teardown(void *ud) {
 }
 
 static tsr_err_t setup(tsr_httpd_opts_t *opts, void **ud, tsr_error_t *err) {
-    int64_t max_active = 0, max_failures = 0, ttl = 0, interval = 0, port = 0;
+    int64_t max_active = 0, max_failures = 0, ttl = 0, interval = 0, port = 0, access_ttl = 0;
     size_t n = 0;
     tsr_err_t rc;
     app_t *a = tsr_xcalloc(1, sizeof *a);
@@ -82,6 +89,8 @@ static tsr_err_t setup(tsr_httpd_opts_t *opts, void **ud, tsr_error_t *err) {
         (rc = tsr_config_get_int("TSR_RELOAD_LEASE_TTL_MS", 100, 3600000, &ttl, err)) != TSR_OK ||
         (rc = tsr_config_get_int("TSR_RELOAD_SCHEDULER_INTERVAL_MS", 10, 3600000, &interval,
                                  err)) != TSR_OK ||
+        (rc = tsr_config_get_int("TSR_RELOAD_ACCESS_CACHE_MS", 0, 3600000, &access_ttl, err)) !=
+            TSR_OK ||
         (rc = tsr_config_get_int("TSR_PORT", 1, 65535, &port, err)) != TSR_OK) {
         teardown(a);
         return rc;
@@ -101,7 +110,8 @@ static tsr_err_t setup(tsr_httpd_opts_t *opts, void **ud, tsr_error_t *err) {
                                            ? TSR_RELOAD_MISFIRE_SKIP
                                            : TSR_RELOAD_MISFIRE_RUN_ONCE,
                             .owner = a->owner,
-                            .lease_ttl_ms = ttl};
+                            .lease_ttl_ms = ttl,
+                            .access_ttl_ms = access_ttl > 0 ? access_ttl : -1};
     const char *spaces = tsr_config_get("TSR_RELOAD_SPACES_URL");
     if (strcmp(spaces, "off") != 0) {
         char url[256];

@@ -72,6 +72,12 @@ tsr_err_t tsr_engine_model_finalize(tsr_engine_model_t *m, tsr_error_t *err);
 typedef struct {
     /* Folder that lib://<any connection>/ maps to; paths may not leave it. Borrowed. */
     const char *data_dir;
+    /* Live log (NULL: none): called on the reloading thread with whole lines as they happen:
+     * "line L: <statement head>" as each statement starts, then that statement's log lines
+     * (rows, fields, ms), and at the end the total or the error. text is valid during the
+     * call. The returned *log holds the same lines minus the statement starts. */
+    void (*on_log)(void *ud, const char *text, size_t len);
+    void *log_ud;
 } tsr_engine_reload_opts_t;
 
 /* Run a load script (Qlik subset: LOAD [DISTINCT] fields / expr AS alias

@@ -5,6 +5,7 @@
  * (the fast path); every other LOAD reads its source rows and evaluates items per row.
  * Errors carry the script line and column. A reload log is written for every run.
  */
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1602,6 +1603,61 @@ out:
     return rc;
 }
 
+/* Live log: the log bytes from *sent on go to opts->on_log. */
+static void log_emit(script_t *s, size_t *sent) {
+    if (s->opts == NULL || s->opts->on_log == NULL || s->log.len <= *sent)
+        return;
+    s->opts->on_log(s->opts->log_ud, s->log.data + *sent, s->log.len - *sent);
+    *sent = s->log.len;
+}
+
+/* Live log: "line L: <head of the statement>" for a statement about to run (nothing for one
+ * that is only blanks and comments). */
+static void log_stmt_start(script_t *s, const char *p, const char *e, size_t line) {
+    if (s->opts == NULL || s->opts->on_log == NULL)
+        return;
+    for (;;) {
+        while (p < e && isspace((unsigned char)*p)) {
+            if (*p == '\n')
+                line++;
+            p++;
+        }
+        if (e - p >= 2 && p[0] == '/' && p[1] == '/') {
+            while (p < e && *p != '\n')
+                p++;
+            continue;
+        }
+        break;
+    }
+    if (p >= e)
+        return;
+    char head[96];
+    size_t n = (size_t)snprintf(head, sizeof head, "line %zu: ", line);
+    bool space = false, cut = false;
+    for (; p < e; p++) {
+        if (n >= 80 && ((unsigned char)*p & 0xC0) != 0x80) {
+            cut = true;
+            break;
+        }
+        if (isspace((unsigned char)*p)) {
+            space = true;
+            continue;
+        }
+        if (space && n < sizeof head - 1)
+            head[n++] = ' ';
+        space = false;
+        if (n < sizeof head - 1)
+            head[n++] = *p;
+    }
+    n = n < sizeof head - 5 ? n : sizeof head - 5;
+    if (cut) {
+        memcpy(head + n, "\xe2\x80\xa6", 3); /* … */
+        n += 3;
+    }
+    head[n++] = '\n';
+    s->opts->on_log(s->opts->log_ud, head, n);
+}
+
 tsr_err_t tsr_engine_reload(const char *script, size_t len, const tsr_engine_reload_opts_t *opts,
                             tsr_engine_model_t **out, char **log, tsr_error_t *err) {
     script_t s = {.m = tsr_engine_model_create(), .opts = opts, .err = err};
@@ -1611,10 +1667,11 @@ tsr_err_t tsr_engine_reload(const char *script, size_t len, const tsr_engine_rel
     tsr_buf_init(&text, SCRIPT_MAX_EXPANSION);
     uint64_t t0 = tsr_mono_ns();
     const char *p = script, *end = script + len;
-    size_t line = 1, col = 1;
+    size_t line = 1, col = 1, sent = 0;
     *out = NULL;
     while (p < end) {
         const char *e = stmt_end(p, end);
+        log_stmt_start(&s, p, e, line);
         rc = expand(&s, p, (size_t)(e - p), &text);
         if (rc != TSR_OK)
             break;
@@ -1629,6 +1686,7 @@ tsr_err_t tsr_engine_reload(const char *script, size_t len, const tsr_engine_rel
             tsr_buf_appendf(&s.log, "error: %s\n", err ? err->msg : tsr_strerror(rc));
             break;
         }
+        log_emit(&s, &sent);
         for (const char *q = p; q < e && q < end; q++) {
             if (*q == '\n') {
                 line++;
@@ -1656,6 +1714,7 @@ tsr_err_t tsr_engine_reload(const char *script, size_t len, const tsr_engine_rel
         s.m = NULL;
         tsr_engine__trim_heap();
     }
+    log_emit(&s, &sent);
     tsr_engine_model_destroy(s.m);
     for (size_t i = 0; i < s.n_vars; i++) {
         free(s.vars[i].name);

@@ -5,7 +5,10 @@
  * refuses rather than guesses. In front of it a small cache: a positive decision is kept per
  * (tenant, user, roles, app) for TSR_ENGINE_ACCESS_CACHE_MS, and concurrent identical questions
  * share one call, so a crowd opening one app asks spaces once. Refusals and failures are never
- * kept: a granted access shows at once, a revoked one within the TTL.
+ * kept: a granted access shows at once. A revoked one shows as soon as spaces' event about it
+ * arrives (access_events.c drops the entries of the app, or of the whole tenant for a space
+ * event, through the hook's invalidate); the TTL is only the backstop when events are late or
+ * Kafka is absent.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -82,8 +85,11 @@ static void spaces_close(void *ud) {
 
 typedef struct entry {
     char *key;           /* tenant, user, roles, app joined by KEY_SEP */
+    char *tenant;        /* for invalidation */
+    char *app;           /* for invalidation */
     uint64_t expires_ms; /* monotonic; meaningful once !pending */
     bool pending;        /* the first asker is calling the inner hook */
+    bool stale;          /* invalidated while pending: the answer is handed out, not kept */
     tsr_err_t rc;        /* the answer, for the askers that waited on it */
     unsigned actions;
     char msg[TSR_ERROR_MSG_MAX];
@@ -104,6 +110,8 @@ typedef struct {
 static void entry_unref(entry_t *x) {
     if (x != NULL && --x->refs == 0) {
         free(x->key);
+        free(x->tenant);
+        free(x->app);
         free(x);
     }
 }
@@ -158,7 +166,8 @@ static tsr_err_t cache_decide(void *ud, const tsr_engined_principal_t *who, cons
     pthread_mutex_lock(&c->mu);
     uint64_t now = tsr_mono_ms();
     entry_t *x = c->head;
-    while (x != NULL && strcmp(x->key, key) != 0) {
+    /* A stale question in flight is not joined: its answer may predate the change. */
+    while (x != NULL && (x->stale || strcmp(x->key, key) != 0)) {
         x = x->next;
     }
     if (x != NULL && !x->pending && x->expires_ms <= now) {
@@ -186,6 +195,8 @@ static tsr_err_t cache_decide(void *ud, const tsr_engined_principal_t *who, cons
     }
     x = tsr_xcalloc(1, sizeof *x);
     x->key = key;
+    x->tenant = tsr_xstrdup(who->tenant_id != NULL ? who->tenant_id : "");
+    x->app = tsr_xstrdup(app_id != NULL ? app_id : "");
     x->pending = true;
     x->refs = 2; /* the list and this asker */
     x->next = c->head;
@@ -205,8 +216,9 @@ static tsr_err_t cache_decide(void *ud, const tsr_engined_principal_t *who, cons
     x->expires_ms = tsr_mono_ms() + c->ttl_ms;
     /* Only a grant is kept: a refusal must not outlive a grant made right after it, and a
      * failure (spaces busy: 429, 5xx, timeout) must be asked again next time. Askers already
-     * waiting get this answer either way. Over the size cap nothing more is kept. */
-    if (rc != TSR_OK || acts == 0 || c->ttl_ms == 0 || c->n > c->max_entries) {
+     * waiting get this answer either way. Over the size cap nothing more is kept, and neither is
+     * an answer an event invalidated while it was being asked (it may predate the change). */
+    if (rc != TSR_OK || acts == 0 || c->ttl_ms == 0 || c->n > c->max_entries || x->stale) {
         unlink_entry(c, x);
     }
     pthread_cond_broadcast(&c->cv);
@@ -217,6 +229,38 @@ static tsr_err_t cache_decide(void *ud, const tsr_engined_principal_t *who, cons
         *err = ierr;
     }
     return rc;
+}
+
+/* Drop the answers of tenant_id (of app_id only when not NULL; every tenant's when tenant_id
+ * is NULL: the events consumer, once, when it starts seeing events); questions in flight for
+ * them are marked so that their answers are not kept. Other tenants' entries are never
+ * touched. */
+static size_t cache_invalidate(void *ud, const char *tenant_id, const char *app_id) {
+    cache_t *c = ud;
+    size_t dropped = 0;
+    if (tenant_id != NULL && tenant_id[0] == '\0') {
+        return 0;
+    }
+    pthread_mutex_lock(&c->mu);
+    entry_t **pp = &c->head;
+    while (*pp != NULL) {
+        entry_t *x = *pp;
+        bool hit = tenant_id == NULL || (strcmp(x->tenant, tenant_id) == 0 &&
+                                         (app_id == NULL || strcmp(x->app, app_id) == 0));
+        if (hit && x->pending) {
+            x->stale = true;
+        }
+        if (hit && !x->pending) {
+            *pp = x->next;
+            c->n--;
+            entry_unref(x);
+            dropped++;
+        } else {
+            pp = &x->next;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return dropped;
 }
 
 static void cache_close(void *ud) {
@@ -248,7 +292,8 @@ tsr_err_t tsr_engined_access_cached(tsr_engined_access_t inner, uint64_t ttl_ms,
     c->max_entries = max_entries > 0 ? max_entries : 10000;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
-    *out = (tsr_engined_access_t){.ud = c, .decide = cache_decide, .close = cache_close};
+    *out = (tsr_engined_access_t){
+        .ud = c, .decide = cache_decide, .close = cache_close, .invalidate = cache_invalidate};
     return TSR_OK;
 }
 

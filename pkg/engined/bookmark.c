@@ -48,22 +48,16 @@ static json_t *bm_props(json_t *b) {
     return p;
 }
 
+/* The owner may do anything with a private bookmark. */
 static json_t *bm_meta(json_t *b) {
-    json_t *meta = json_object_get(b, "qMetaDef");
-    json_t *m = json_is_object(meta) ? json_deep_copy(meta) : json_object();
-    json_object_set(m, "createdDate", json_object_get(b, "creationDate"));
-    json_object_set(m, "modifiedDate", json_object_get(b, "modifiedDate"));
+    json_t *m = tsr_engined__lib_meta(b, true);
     json_object_set_new(m, "published", json_false());
     json_object_set_new(m, "approved", json_false());
-    json_t *priv = json_array();
-    json_array_append_new(priv, json_string("read"));
-    json_array_append_new(priv, json_string("update"));
-    json_array_append_new(priv, json_string("delete"));
-    json_object_set_new(m, "privileges", priv);
     return m;
 }
 
-static json_t *bm_layout(json_t *b) {
+static json_t *bm_layout(tsr_engined__doc_t *d, json_t *b) {
+    (void)d;
     json_t *l = bm_props(b);
     json_object_del(l, "qMetaDef");
     json_object_set_new(l, "qMeta", bm_meta(b));
@@ -211,18 +205,6 @@ static void apply(tsr_qix_call_t *call, tsr_engined__doc_t *d, json_t *b) {
     tsr_engined__doc_selection_changed(call, d);
 }
 
-static tsr_err_t id_param(tsr_qix_call_t *call, const char **id) {
-    tsr_err_t rc = tsr_qix_param_string(call, 0, NULL, id);
-    if (rc == TSR_OK && (*id == NULL || (*id)[0] == '\0')) {
-        rc = tsr_qix_call_error(call, TSR_QIX_ERR_INVALID_PARAMS, "qId", "Invalid Params");
-    }
-    return rc;
-}
-
-static tsr_err_t not_found(tsr_qix_call_t *call, const char *id) {
-    return tsr_qix_call_error(call, TSR_QIX_ERR_NOT_FOUND, id, "Object not found");
-}
-
 /* ---- Doc methods ------------------------------------------------------------------------------
  */
 
@@ -243,18 +225,9 @@ tsr_err_t tsr_engined__d_create_bookmark(tsr_qix_call_t *call, void *obj, tsr_er
         return tsr_qix_call_error(call, TSR_QIX_ERR_INVALID_PARAMETERS, "qProp",
                                   "Invalid parameters");
     }
-    const char *want = json_string_value(json_object_get(info, "qId"));
     char id[BM_MAX_ID + 1];
-    if (want != NULL && want[0] != '\0') {
-        if (strlen(want) > BM_MAX_ID) {
-            return tsr_qix_call_error(call, TSR_QIX_ERR_INVALID_PARAMETERS, "qId",
-                                      "Invalid parameters");
-        }
-        snprintf(id, sizeof id, "%s", want);
-    } else {
-        char rnd[25];
-        tsr_id_new(rnd);
-        snprintf(id, sizeof id, "bm-%s", rnd);
+    if ((rc = tsr_engined__lib_new_id(call, info, "bm-", id, sizeof id)) != TSR_OK) {
+        return rc;
     }
     json_t *bm = NULL;
     if ((rc = capture(call, d, &bm)) != TSR_OK) {
@@ -275,28 +248,8 @@ tsr_err_t tsr_engined__d_create_bookmark(tsr_qix_call_t *call, void *obj, tsr_er
     json_object_set_new(b, "creationDate", json_string(now));
     json_object_set_new(b, "modifiedDate", json_string(now));
     json_t *rinfo = json_deep_copy(ninfo);
-    tsr_engined__app_t *a = d->app;
-    pthread_mutex_lock(&a->mu);
-    json_t *all = json_object_get(a->doc, "bookmarks");
-    if (!json_is_object(all)) {
-        all = json_object();
-        json_object_set_new(a->doc, "bookmarks", all);
-    }
-    if (json_object_get(all, id) != NULL) {
-        rc = tsr_qix_call_error(call, TSR_QIX_ERR_ALREADY_EXISTS, id, "Already exists");
-        json_decref(b);
-    } else if (json_object_size(all) >= BM_MAX_PER_APP) {
-        rc = tsr_qix_call_error(call, TSR_QIX_ERR_INVALID_PARAMETERS, "qProp",
-                                "Too many bookmarks in the app");
-        json_decref(b);
-    } else {
-        json_object_set_new(all, id, b);
-        rc = tsr_engined__app_save(a, err);
-        if (rc != TSR_OK) {
-            json_object_del(all, id);
-        }
-    }
-    pthread_mutex_unlock(&a->mu);
+    rc = tsr_engined__lib_insert(call, d->app, "bookmarks", id, b, BM_MAX_PER_APP,
+                                 "Too many bookmarks in the app", err);
     if (rc != TSR_OK) {
         json_decref(rinfo);
         return rc;
@@ -317,13 +270,13 @@ tsr_err_t tsr_engined__d_apply_bookmark(tsr_qix_call_t *call, void *obj, tsr_err
     tsr_engined__doc_t *d = obj;
     tsr_engined__doc_sync(d);
     const char *id = NULL;
-    tsr_err_t rc = id_param(call, &id);
+    tsr_err_t rc = tsr_engined__lib_id_param(call, &id);
     if (rc != TSR_OK) {
         return rc;
     }
     json_t *b = bm_copy(d, id);
     if (b == NULL) {
-        return not_found(call, id);
+        return tsr_engined__lib_not_found(call, id);
     }
     apply(call, d, b);
     json_decref(b);
@@ -336,13 +289,13 @@ tsr_err_t tsr_engined__d_get_bookmark(tsr_qix_call_t *call, void *obj, tsr_error
     tsr_engined__doc_t *d = obj;
     tsr_engined__doc_sync(d);
     const char *id = NULL;
-    tsr_err_t rc = id_param(call, &id);
+    tsr_err_t rc = tsr_engined__lib_id_param(call, &id);
     if (rc != TSR_OK) {
         return rc;
     }
     json_t *b = bm_copy(d, id);
     if (b == NULL) {
-        return not_found(call, id);
+        return tsr_engined__lib_not_found(call, id);
     }
     const char *type = json_string_value(json_object_get(json_object_get(b, "qInfo"), "qType"));
     tsr_qix_call_result(
@@ -375,18 +328,7 @@ static json_t *entries(tsr_engined__doc_t *d, json_t *types, json_t *data) {
                 continue;
             }
         }
-        json_t *en = json_object(), *qd = json_object();
-        json_object_set(en, "qInfo", info);
-        json_object_set_new(en, "qMeta", bm_meta(b));
-        const char *dk;
-        json_t *ptr;
-        json_object_foreach(data, dk, ptr) {
-            json_t *v =
-                json_is_string(ptr) ? tsr_engined__ptr_get(b, json_string_value(ptr)) : NULL;
-            json_object_set_new(qd, dk, v ? json_deep_copy(v) : json_null());
-        }
-        json_object_set_new(en, "qData", qd);
-        json_array_append_new(list, en);
+        json_array_append_new(list, tsr_engined__lib_entry(b, bm_meta(b), data));
     }
     pthread_mutex_unlock(&d->app->mu);
     return list;
@@ -425,7 +367,7 @@ tsr_err_t tsr_engined__d_destroy_bookmark(tsr_qix_call_t *call, void *obj, tsr_e
     tsr_engined__doc_t *d = obj;
     tsr_engined__doc_sync(d);
     const char *id = NULL;
-    tsr_err_t rc = id_param(call, &id);
+    tsr_err_t rc = tsr_engined__lib_id_param(call, &id);
     if (rc != TSR_OK) {
         return rc;
     }
@@ -453,51 +395,11 @@ tsr_err_t tsr_engined__d_destroy_bookmark(tsr_qix_call_t *call, void *obj, tsr_e
 /* ---- GenericBookmark methods ------------------------------------------------------------------
  */
 
+const tsr_engined__lib_kind_t tsr_engined__bookmark_kind = {
+    .copy = bm_copy, .props = bm_props, .layout = bm_layout};
+
 static json_t *self(tsr_qix_call_t *call, void *obj, tsr_engined__doc_t **d) {
-    tsr_engined__aux_t *x = obj;
-    *d = x->doc;
-    tsr_engined__doc_sync(*d);
-    json_t *b = bm_copy(*d, x->id);
-    if (b == NULL) {
-        not_found(call, x->id);
-    }
-    return b;
-}
-
-static tsr_err_t b_get_layout(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
-    (void)err;
-    tsr_engined__doc_t *d;
-    json_t *b = self(call, obj, &d);
-    if (b == NULL) {
-        return TSR_EINVAL;
-    }
-    tsr_qix_call_result(call, tsr_engined__obj1("qLayout", bm_layout(b)));
-    json_decref(b);
-    return TSR_OK;
-}
-
-static tsr_err_t b_get_properties(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
-    (void)err;
-    tsr_engined__doc_t *d;
-    json_t *b = self(call, obj, &d);
-    if (b == NULL) {
-        return TSR_EINVAL;
-    }
-    tsr_qix_call_result(call, tsr_engined__obj1("qProp", bm_props(b)));
-    json_decref(b);
-    return TSR_OK;
-}
-
-static tsr_err_t b_get_info(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
-    (void)err;
-    tsr_engined__doc_t *d;
-    json_t *b = self(call, obj, &d);
-    if (b == NULL) {
-        return TSR_EINVAL;
-    }
-    tsr_qix_call_result(call, tsr_engined__obj1("qInfo", json_incref(json_object_get(b, "qInfo"))));
-    json_decref(b);
-    return TSR_OK;
+    return tsr_engined__lib_self(call, obj, &tsr_engined__bookmark_kind, d);
 }
 
 static tsr_err_t b_apply(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
@@ -550,7 +452,7 @@ static tsr_err_t b_set_properties(tsr_qix_call_t *call, void *obj, tsr_error_t *
     tsr_engined__app_t *a = d->app;
     pthread_mutex_lock(&a->mu);
     if (bm_get_locked(d, x->id) == NULL) {
-        rc = not_found(call, x->id);
+        rc = tsr_engined__lib_not_found(call, x->id);
         json_decref(n);
     } else {
         json_object_set_new(json_object_get(a->doc, "bookmarks"), x->id, n);
@@ -570,9 +472,9 @@ static const tsr_qix_method_t bookmark_methods[] = {
     {"ApplyPatches", NI, {"qPatches", NULL}},
     {"Approve", NI, {NULL}},
     {"GetFieldValues", NI, {"qField", "qGetExcludedValues", "qDataPage", NULL}},
-    {"GetInfo", b_get_info, {NULL}},
-    {"GetLayout", b_get_layout, {NULL}},
-    {"GetProperties", b_get_properties, {NULL}},
+    {"GetInfo", tsr_engined__lib_get_info, {NULL}},
+    {"GetLayout", tsr_engined__lib_get_layout, {NULL}},
+    {"GetProperties", tsr_engined__lib_get_properties, {NULL}},
     {"Publish", NI, {NULL}},
     {"SetProperties", b_set_properties, {"qProp", NULL}},
     {"UnApprove", NI, {NULL}},

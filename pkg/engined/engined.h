@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "core.h"
+#include "events.h"
 #include "httpd.h"
 #include "qix.h"
 
@@ -102,6 +103,10 @@ typedef struct {
     tsr_err_t (*decide)(void *ud, const tsr_engined_principal_t *who, const char *app_id,
                         unsigned *actions, tsr_error_t *err);
     void (*close)(void *ud);
+    /* Forget kept answers of tenant_id: of app_id only, or all of the tenant when app_id is
+     * NULL (every tenant's when tenant_id is NULL); returns how many were dropped. NULL: the
+     * hook keeps nothing. Thread safe. */
+    size_t (*invalidate)(void *ud, const char *tenant_id, const char *app_id);
 } tsr_engined_access_t;
 
 /* Decisions from spaces: GET <base_url>/internal/v1/access?resource=app:<id> with the
@@ -216,6 +221,13 @@ typedef struct {
     void *ud;
     /* Called just before the pointer switch (test faultpoint); NULL: none. */
     void (*before_switch)(void *ud);
+    /* Live log (NULL: none): whole lines as they happen (data files staged, each statement
+     * as it starts, rows per table, "still running" lines for a long statement at growing
+     * intervals from progress_ms (0: 1 s) to 30 s, the model saved, the error), on the
+     * reloading thread or the progress thread, never both at once. The returned *log holds the
+     * same text. */
+    void (*on_log)(void *ud, const char *text, size_t len);
+    int64_t progress_ms; /* first "still running" line of a statement; 0: 1000 (tests: less) */
 } tsr_engined_reload_opts_t;
 
 /* Reload app_id of tenant_id from the stored document (read fresh: the serving replicas edit
@@ -228,6 +240,38 @@ typedef struct {
  * (empty script). *log (returned-owned, may be NULL on early errors): the reload log. */
 tsr_err_t tsr_engined_reload_app(tsr_engined_t *e, const char *tenant_id, const char *app_id,
                                  const tsr_engined_reload_opts_t *o, char **log, tsr_error_t *err);
+
+/* ---- access invalidation from spaces' events (access_events.c) ---- */
+
+typedef struct tsr_engined_access_events tsr_engined_access_events_t;
+
+/* Apply one event to an access hook's kept answers (a->invalidate; none: nothing): on
+ * tessera.apps an app event (com.tessera.v1.app.*) drops the entries of that app (the event's
+ * subject) in the event's tenant; a space event (com.tessera.v1.space.*, space.member.*) drops
+ * every entry of the event's tenant (the answer does not say which space an app is in), and so
+ * do identity events that change who belongs to what (group.*, user.{updated,deleted},
+ * tenant.*, role.*). Anything else (data files, reloads) drops nothing. Never touches another
+ * tenant's entries. Returns how many entries were dropped. */
+size_t tsr_engined_access_on_event(const tsr_engined_access_t *a, const tsr_event_t *ev);
+
+/* Forget e's kept access answers of tenant_id (of app_id only when not NULL). An empty
+ * tenant_id drops nothing. */
+size_t tsr_engined_access_invalidate(tsr_engined_t *e, const char *tenant_id, const char *app_id);
+
+/* Consume tessera.spaces, tessera.apps and tessera.identity on a background thread in a consumer
+ * group of this process alone ("engine-access-<member>-<random>", starting at the topics' end:
+ * every replica sees every event) and apply each event to e's access cache with
+ * tsr_engined_access_on_event. member names the replica in the group id (NULL: host and pid).
+ * Once the group assigned the partitions every kept answer is dropped (one made before may
+ * have missed an event). e must outlive it. TSR_EINVAL for bad arguments; *out:
+ * tsr_engined_access_events_stop. */
+tsr_err_t tsr_engined_access_events_start(tsr_engined_t *e, const char *bootstrap,
+                                          const char *member, tsr_engined_access_events_t **out,
+                                          tsr_error_t *err);
+/* Whether the consumer holds its partitions (events from now on are seen). Thread safe. */
+bool tsr_engined_access_events_ready(tsr_engined_access_events_t *k);
+/* Stop the thread, leave the group, free. NULL: no-op. */
+void tsr_engined_access_events_stop(tsr_engined_access_events_t *k);
 
 /* Create the service from the knobs: app documents under $TSR_STATE_DIR/engine/apps, data
  * files under $TSR_STATE_DIR/engine/datafiles/<tenantId>, access decisions from spaces at

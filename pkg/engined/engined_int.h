@@ -193,6 +193,59 @@ void tsr_engined__aux_release(void *obj);
 /* Close d's handles of kind and id (reported in the call's "close"). */
 void tsr_engined__aux_close(tsr_qix_call_t *call, tsr_engined__doc_t *d, int kind, const char *id);
 
+/* ---- app-document objects (libobj.c) ---- */
+/* The qId parameter (non-empty string; else error "Invalid Params"). */
+tsr_err_t tsr_engined__lib_id_param(tsr_qix_call_t *call, const char **id);
+/* Error "Object not found" for id on the call. */
+tsr_err_t tsr_engined__lib_not_found(tsr_qix_call_t *call, const char *id);
+/* The id of a new object into id[size]: info's qId when given (shorter than size, else an
+ * error on qId), else prefix and a random id. */
+tsr_err_t tsr_engined__lib_new_id(tsr_qix_call_t *call, json_t *info, const char *prefix, char *id,
+                                  size_t size);
+/* The object a->doc[key] (borrowed; created empty when missing or not an object). The caller
+ * holds a->mu. */
+json_t *tsr_engined__lib_all(tsr_engined__app_t *a, const char *key);
+/* Store o (taken) as a->doc[key][id] and save the app, under a->mu; an error when id exists
+ * or the app holds max of them already (message too_many); nothing stays on failure. */
+tsr_err_t tsr_engined__lib_insert(tsr_qix_call_t *call, tsr_engined__app_t *a, const char *key,
+                                  const char *id, json_t *o, size_t max, const char *too_many,
+                                  tsr_error_t *err);
+/* qData of o (returned-owned): for each {name: JSON pointer} of data, the value there (copied)
+ * or null. */
+json_t *tsr_engined__lib_qdata(json_t *o, json_t *data);
+/* A list entry {qInfo, qMeta, qData} of o (returned-owned); meta is taken, NULL: a copy of
+ * o's qMetaDef ({} when none). */
+json_t *tsr_engined__lib_entry(json_t *o, json_t *meta, json_t *data);
+/* qMeta of o: its qMetaDef with createdDate/modifiedDate and the privileges (read; with
+ * may_edit also update and delete). */
+json_t *tsr_engined__lib_meta(json_t *o, bool may_edit);
+/* A handle type whose object is looked up by id at each call (tsr_engined__aux_t). */
+typedef struct {
+    /* A copy (returned-owned) of object id that d's user may see, or NULL. */
+    json_t *(*copy)(tsr_engined__doc_t *d, const char *id);
+    /* GetProperties' answer (returned-owned); NULL: the copy as it is. */
+    json_t *(*props)(json_t *o);
+    /* GetLayout's answer (returned-owned). */
+    json_t *(*layout)(tsr_engined__doc_t *d, json_t *o);
+} tsr_engined__lib_kind_t;
+/* The handle's object (a copy, returned-owned) with its doc in *d, or NULL with "Object not
+ * found" on the call. */
+json_t *tsr_engined__lib_self(tsr_qix_call_t *call, void *obj, const tsr_engined__lib_kind_t *k,
+                              tsr_engined__doc_t **d);
+/* Answer {key: value} about the handle's object: qLayout, qProp, or else its member key
+ * (qInfo, qMeasure, ...). */
+tsr_err_t tsr_engined__lib_get(tsr_qix_call_t *call, void *obj, const tsr_engined__lib_kind_t *k,
+                               const char *key);
+/* The kinds of the GenericVariable, GenericBookmark and GenericMeasure handles (variable.c,
+ * bookmark.c, measure.c). */
+extern const tsr_engined__lib_kind_t tsr_engined__variable_kind;
+extern const tsr_engined__lib_kind_t tsr_engined__bookmark_kind;
+extern const tsr_engined__lib_kind_t tsr_engined__measure_kind;
+/* GetInfo, GetLayout and GetProperties of those handles (the kind by the handle's). */
+tsr_err_t tsr_engined__lib_get_info(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__lib_get_layout(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__lib_get_properties(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+
 /* ---- variables (variable.c) ---- */
 /* Dollar expansion: text with every $(name) replaced by the variable's value (session, app or
  * script variable; unknown: empty) and every $(=expr) by expr's evaluated text, nested up to

@@ -38,21 +38,6 @@ static json_t *ms_props(json_t *m) {
     return p;
 }
 
-static json_t *ms_meta(json_t *m, bool may_edit) {
-    json_t *meta = json_object_get(m, "qMetaDef");
-    json_t *r = json_is_object(meta) ? json_deep_copy(meta) : json_object();
-    json_object_set(r, "createdDate", json_object_get(m, "creationDate"));
-    json_object_set(r, "modifiedDate", json_object_get(m, "modifiedDate"));
-    json_t *priv = json_array();
-    json_array_append_new(priv, json_string("read"));
-    if (may_edit) {
-        json_array_append_new(priv, json_string("update"));
-        json_array_append_new(priv, json_string("delete"));
-    }
-    json_object_set_new(r, "privileges", priv);
-    return r;
-}
-
 static bool may_edit(tsr_engined__doc_t *d) {
     return (d->actions & TSR_ENGINED_EDIT) != 0;
 }
@@ -60,7 +45,7 @@ static bool may_edit(tsr_engined__doc_t *d) {
 static json_t *ms_layout(tsr_engined__doc_t *d, json_t *m) {
     json_t *l = ms_props(m);
     json_object_del(l, "qMetaDef");
-    json_object_set_new(l, "qMeta", ms_meta(m, may_edit(d)));
+    json_object_set_new(l, "qMeta", tsr_engined__lib_meta(m, may_edit(d)));
     return l;
 }
 
@@ -85,18 +70,6 @@ static const char *invalid(json_t *p) {
         return "qMeasure";
     }
     return NULL;
-}
-
-static tsr_err_t id_param(tsr_qix_call_t *call, const char **id) {
-    tsr_err_t rc = tsr_qix_param_string(call, 0, NULL, id);
-    if (rc == TSR_OK && (*id == NULL || (*id)[0] == '\0')) {
-        rc = tsr_qix_call_error(call, TSR_QIX_ERR_INVALID_PARAMS, "qId", "Invalid Params");
-    }
-    return rc;
-}
-
-static tsr_err_t not_found(tsr_qix_call_t *call, const char *id) {
-    return tsr_qix_call_error(call, TSR_QIX_ERR_NOT_FOUND, id, "Object not found");
 }
 
 /* Every object of the app that may use the measure changes: this session's and the others'. */
@@ -151,18 +124,9 @@ tsr_err_t tsr_engined__d_create_measure(tsr_qix_call_t *call, void *obj, tsr_err
         return rc;
     }
     json_t *info = json_object_get(p, "qInfo");
-    const char *want = json_string_value(json_object_get(info, "qId"));
     char id[MS_MAX_ID + 1];
-    if (want != NULL && want[0] != '\0') {
-        if (strlen(want) > MS_MAX_ID) {
-            return tsr_qix_call_error(call, TSR_QIX_ERR_INVALID_PARAMETERS, "qId",
-                                      "Invalid parameters");
-        }
-        snprintf(id, sizeof id, "%s", want);
-    } else {
-        char rnd[25];
-        tsr_id_new(rnd);
-        snprintf(id, sizeof id, "ms-%s", rnd);
+    if ((rc = tsr_engined__lib_new_id(call, info, "ms-", id, sizeof id)) != TSR_OK) {
+        return rc;
     }
     json_t *m = json_deep_copy(p);
     char now[25];
@@ -174,28 +138,8 @@ tsr_err_t tsr_engined__d_create_measure(tsr_qix_call_t *call, void *obj, tsr_err
     json_object_set_new(m, "creationDate", json_string(now));
     json_object_set_new(m, "modifiedDate", json_string(now));
     json_t *rinfo = json_deep_copy(ninfo);
-    tsr_engined__app_t *a = d->app;
-    pthread_mutex_lock(&a->mu);
-    json_t *all = json_object_get(a->doc, "measures");
-    if (!json_is_object(all)) {
-        all = json_object();
-        json_object_set_new(a->doc, "measures", all);
-    }
-    if (json_object_get(all, id) != NULL) {
-        rc = tsr_qix_call_error(call, TSR_QIX_ERR_ALREADY_EXISTS, id, "Already exists");
-        json_decref(m);
-    } else if (json_object_size(all) >= MS_MAX_PER_APP) {
-        rc = tsr_qix_call_error(call, TSR_QIX_ERR_INVALID_PARAMETERS, "qProp",
-                                "Too many measures in the app");
-        json_decref(m);
-    } else {
-        json_object_set_new(all, id, m);
-        rc = tsr_engined__app_save(a, err);
-        if (rc != TSR_OK) {
-            json_object_del(all, id);
-        }
-    }
-    pthread_mutex_unlock(&a->mu);
+    rc = tsr_engined__lib_insert(call, d->app, "measures", id, m, MS_MAX_PER_APP,
+                                 "Too many measures in the app", err);
     if (rc != TSR_OK) {
         json_decref(rinfo);
         return rc;
@@ -214,13 +158,13 @@ tsr_err_t tsr_engined__d_get_measure(tsr_qix_call_t *call, void *obj, tsr_error_
     tsr_engined__doc_t *d = obj;
     tsr_engined__doc_sync(d);
     const char *id = NULL;
-    tsr_err_t rc = id_param(call, &id);
+    tsr_err_t rc = tsr_engined__lib_id_param(call, &id);
     if (rc != TSR_OK) {
         return rc;
     }
     json_t *m = ms_copy(d, id);
     if (m == NULL) {
-        return not_found(call, id);
+        return tsr_engined__lib_not_found(call, id);
     }
     json_decref(m);
     tsr_qix_call_result(
@@ -254,7 +198,7 @@ tsr_err_t tsr_engined__d_get_measure_with_label(tsr_qix_call_t *call, void *obj,
     }
     pthread_mutex_unlock(&d->app->mu);
     if (found == NULL) {
-        return not_found(call, label);
+        return tsr_engined__lib_not_found(call, label);
     }
     tsr_qix_call_result(
         call, tsr_engined__obj1("qReturn", tsr_engined__aux_open(call, d, TSR_ENGINED__AUX_MEASURE,
@@ -267,7 +211,7 @@ tsr_err_t tsr_engined__d_destroy_measure(tsr_qix_call_t *call, void *obj, tsr_er
     tsr_engined__doc_t *d = obj;
     tsr_engined__doc_sync(d);
     const char *id = NULL;
-    tsr_err_t rc = id_param(call, &id);
+    tsr_err_t rc = tsr_engined__lib_id_param(call, &id);
     if (rc != TSR_OK) {
         return rc;
     }
@@ -310,18 +254,8 @@ json_t *tsr_engined__measure_list(tsr_engined__doc_t *d, json_t *def) {
     json_t *m;
     pthread_mutex_lock(&d->app->mu);
     json_object_foreach(json_object_get(d->app->doc, "measures"), k, m) {
-        json_t *en = json_object(), *qd = json_object();
-        json_object_set(en, "qInfo", json_object_get(m, "qInfo"));
-        json_object_set_new(en, "qMeta", ms_meta(m, edit));
-        const char *dk;
-        json_t *ptr;
-        json_object_foreach(data, dk, ptr) {
-            json_t *v =
-                json_is_string(ptr) ? tsr_engined__ptr_get(m, json_string_value(ptr)) : NULL;
-            json_object_set_new(qd, dk, v ? json_deep_copy(v) : json_null());
-        }
-        json_object_set_new(en, "qData", qd);
-        json_array_append_new(items, en);
+        json_array_append_new(items,
+                              tsr_engined__lib_entry(m, tsr_engined__lib_meta(m, edit), data));
     }
     pthread_mutex_unlock(&d->app->mu);
     return tsr_engined__obj1("qItems", items);
@@ -330,64 +264,16 @@ json_t *tsr_engined__measure_list(tsr_engined__doc_t *d, json_t *def) {
 /* ---- GenericMeasure methods -------------------------------------------------------------------
  */
 
+const tsr_engined__lib_kind_t tsr_engined__measure_kind = {
+    .copy = ms_copy, .props = ms_props, .layout = ms_layout};
+
 static json_t *self(tsr_qix_call_t *call, void *obj, tsr_engined__doc_t **d) {
-    tsr_engined__aux_t *x = obj;
-    *d = x->doc;
-    tsr_engined__doc_sync(*d);
-    json_t *m = ms_copy(*d, x->id);
-    if (m == NULL) {
-        not_found(call, x->id);
-    }
-    return m;
-}
-
-static tsr_err_t m_get_layout(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
-    (void)err;
-    tsr_engined__doc_t *d;
-    json_t *m = self(call, obj, &d);
-    if (m == NULL) {
-        return TSR_EINVAL;
-    }
-    tsr_qix_call_result(call, tsr_engined__obj1("qLayout", ms_layout(d, m)));
-    json_decref(m);
-    return TSR_OK;
-}
-
-static tsr_err_t m_get_properties(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
-    (void)err;
-    tsr_engined__doc_t *d;
-    json_t *m = self(call, obj, &d);
-    if (m == NULL) {
-        return TSR_EINVAL;
-    }
-    tsr_qix_call_result(call, tsr_engined__obj1("qProp", ms_props(m)));
-    json_decref(m);
-    return TSR_OK;
-}
-
-static tsr_err_t m_get_info(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
-    (void)err;
-    tsr_engined__doc_t *d;
-    json_t *m = self(call, obj, &d);
-    if (m == NULL) {
-        return TSR_EINVAL;
-    }
-    tsr_qix_call_result(call, tsr_engined__obj1("qInfo", json_incref(json_object_get(m, "qInfo"))));
-    json_decref(m);
-    return TSR_OK;
+    return tsr_engined__lib_self(call, obj, &tsr_engined__measure_kind, d);
 }
 
 static tsr_err_t m_get_measure(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
     (void)err;
-    tsr_engined__doc_t *d;
-    json_t *m = self(call, obj, &d);
-    if (m == NULL) {
-        return TSR_EINVAL;
-    }
-    tsr_qix_call_result(call,
-                        tsr_engined__obj1("qMeasure", json_incref(json_object_get(m, "qMeasure"))));
-    json_decref(m);
-    return TSR_OK;
+    return tsr_engined__lib_get(call, obj, &tsr_engined__measure_kind, "qMeasure");
 }
 
 static tsr_err_t m_get_linked_objects(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
@@ -436,7 +322,7 @@ static tsr_err_t m_set_properties(tsr_qix_call_t *call, void *obj, tsr_error_t *
     pthread_mutex_lock(&a->mu);
     json_t *old = ms_get_locked(a, x->id);
     if (old == NULL) {
-        rc = not_found(call, x->id);
+        rc = tsr_engined__lib_not_found(call, x->id);
         json_decref(n);
     } else {
         json_t *keep = json_incref(old);
@@ -460,11 +346,11 @@ static tsr_err_t m_set_properties(tsr_qix_call_t *call, void *obj, tsr_error_t *
 static const tsr_qix_method_t measure_methods[] = {
     {"ApplyPatches", NI, {"qPatches", NULL}},
     {"Approve", NI, {NULL}},
-    {"GetInfo", m_get_info, {NULL}},
-    {"GetLayout", m_get_layout, {NULL}},
+    {"GetInfo", tsr_engined__lib_get_info, {NULL}},
+    {"GetLayout", tsr_engined__lib_get_layout, {NULL}},
     {"GetLinkedObjects", m_get_linked_objects, {NULL}},
     {"GetMeasure", m_get_measure, {NULL}},
-    {"GetProperties", m_get_properties, {NULL}},
+    {"GetProperties", tsr_engined__lib_get_properties, {NULL}},
     {"Publish", NI, {NULL}},
     {"SetProperties", m_set_properties, {"qProp", NULL}},
     {"UnApprove", NI, {NULL}},

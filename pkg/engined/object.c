@@ -924,20 +924,7 @@ static json_t *app_object_list_layout(tsr_engined__doc_t *d, json_t *def) {
         if (type != NULL && !json_equal(json_object_get(info, "qType"), type)) {
             continue;
         }
-        json_t *it = json_object(), *qd = json_object();
-        json_object_set(it, "qInfo", info);
-        json_t *meta = json_object_get(p, "qMetaDef");
-        json_object_set_new(it, "qMeta",
-                            json_is_object(meta) ? json_deep_copy(meta) : json_object());
-        const char *dk;
-        json_t *ptr;
-        json_object_foreach(data, dk, ptr) {
-            json_t *v =
-                json_is_string(ptr) ? tsr_engined__ptr_get(p, json_string_value(ptr)) : NULL;
-            json_object_set_new(qd, dk, v ? json_deep_copy(v) : json_null());
-        }
-        json_object_set_new(it, "qData", qd);
-        json_array_append_new(items, it);
+        json_array_append_new(items, tsr_engined__lib_entry(p, NULL, data));
     }
     pthread_mutex_unlock(&d->app->mu);
     return tsr_engined__obj1("qItems", items);

@@ -11,10 +11,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -186,6 +188,95 @@ static json_t *script_files(const char *script) {
     return names;
 }
 
+/* ---- the live log ------------------------------------------------------------------------ */
+
+#define PROGRESS_FIRST_MS 1000 /* first "still running" line of a statement (default) */
+#define PROGRESS_MAX_MS 30000  /* the interval doubles up to this */
+
+typedef struct {
+    const tsr_engined_reload_opts_t *o;
+    tsr_buf_t buf; /* the whole log */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    char stmt[32];           /* "line L" of the running statement; "" when none */
+    uint64_t stmt_start_ms;  /* mono */
+    uint64_t next_report_ms; /* mono: next "still running" line */
+    uint64_t interval_ms;
+    uint64_t first_ms; /* o->progress_ms or PROGRESS_FIRST_MS */
+} live_t;
+
+static void live_add_locked(live_t *lv, const char *text, size_t len) {
+    (void)tsr_buf_append(&lv->buf, text, len);
+    if (lv->o->on_log != NULL) {
+        lv->o->on_log(lv->o->ud, text, len);
+    }
+}
+
+/* Engine callback: whole lines; a "line L: ..." line starts a statement. */
+static void live_text(void *ud, const char *text, size_t len) {
+    live_t *lv = ud;
+    pthread_mutex_lock(&lv->mu);
+    if (len > 5 && strncmp(text, "line ", 5) == 0) {
+        size_t i = 5;
+        while (i < len && i < sizeof lv->stmt - 1 && text[i] >= '0' && text[i] <= '9') {
+            i++;
+        }
+        memcpy(lv->stmt, text, i);
+        lv->stmt[i] = '\0';
+        lv->stmt_start_ms = tsr_mono_ms();
+        lv->interval_ms = lv->first_ms;
+        lv->next_report_ms = lv->stmt_start_ms + lv->interval_ms;
+    }
+    live_add_locked(lv, text, len);
+    pthread_mutex_unlock(&lv->mu);
+}
+
+static void live_printf(live_t *lv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void live_printf(live_t *lv, const char *fmt, ...) {
+    tsr_buf_t t;
+    tsr_buf_init(&t, 64 * 1024);
+    va_list ap;
+    va_start(ap, fmt);
+    tsr_err_t rc = tsr_buf_vappendf(&t, fmt, ap);
+    va_end(ap);
+    if (rc == TSR_OK) {
+        pthread_mutex_lock(&lv->mu);
+        lv->stmt[0] = '\0'; /* no statement runs between engine lines of ours */
+        live_add_locked(lv, t.data, t.len);
+        pthread_mutex_unlock(&lv->mu);
+    }
+    tsr_buf_cleanup(&t);
+}
+
+/* While the script runs: a line for a statement that takes long, at growing intervals. */
+static void *live_progress_main(void *arg) {
+    live_t *lv = arg;
+    pthread_mutex_lock(&lv->mu);
+    while (!lv->done) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t tick = lv->first_ms < 200 ? (int64_t)lv->first_ms : 200;
+        int64_t ns = (int64_t)ts.tv_nsec + tick * 1000000;
+        ts.tv_sec += (time_t)(ns / 1000000000);
+        ts.tv_nsec = (long)(ns % 1000000000);
+        pthread_cond_timedwait(&lv->cv, &lv->mu, &ts);
+        uint64_t now = tsr_mono_ms();
+        if (lv->done || lv->stmt[0] == '\0' || now < lv->next_report_ms) {
+            continue;
+        }
+        char line[96];
+        int n = snprintf(line, sizeof line, "%s: still running after %.1f s\n", lv->stmt,
+                         (double)(now - lv->stmt_start_ms) / 1000.0);
+        live_add_locked(lv, line, n > 0 && (size_t)n < sizeof line ? (size_t)n : 0);
+        lv->interval_ms =
+            lv->interval_ms * 2 < PROGRESS_MAX_MS ? lv->interval_ms * 2 : PROGRESS_MAX_MS;
+        lv->next_report_ms = now + lv->interval_ms;
+    }
+    pthread_mutex_unlock(&lv->mu);
+    return NULL;
+}
+
 static void rm_run_dir(const char *dir) {
     DIR *d = opendir(dir);
     if (d == NULL) {
@@ -206,7 +297,7 @@ static void rm_run_dir(const char *dir) {
 /* Put each data file the script names into run_dir: from spaces when it has it, else a link
  * to the engine's data folder. */
 static tsr_err_t stage_files(tsr_engined_t *e, const char *tenant, const char *app_id,
-                             const char *script, const char *run_dir, tsr_buf_t *log,
+                             const char *script, const char *run_dir, live_t *log,
                              tsr_error_t *err) {
     json_t *names = script_files(script);
     char space[256] = "", owner[256] = "";
@@ -217,10 +308,10 @@ static tsr_err_t stage_files(tsr_engined_t *e, const char *tenant, const char *a
         if (app_space(e, tenant, app_id, space, sizeof space, owner, sizeof owner, &serr) !=
             TSR_OK) {
             /* The app is spaces': without its space the files cannot be resolved there. */
-            tsr_buf_appendf(log,
-                            "data files: spaces does not answer for the app (%s); using the "
-                            "engine's data folder\n",
-                            serr.msg);
+            live_printf(log,
+                        "data files: spaces does not answer for the app (%s); using the "
+                        "engine's data folder\n",
+                        serr.msg);
             use_spaces = false;
         }
     }
@@ -253,8 +344,8 @@ static tsr_err_t stage_files(tsr_engined_t *e, const char *tenant, const char *a
                 break;
             }
             if (status == 200) {
-                tsr_buf_appendf(log, "data file %s: from spaces (space %s, %lld bytes)\n", name,
-                                space, (long long)s.n);
+                live_printf(log, "data file %s: from spaces (space %s, %lld bytes)\n", name, space,
+                            (long long)s.n);
                 continue;
             }
             (void)unlink(path);
@@ -265,10 +356,10 @@ static tsr_err_t stage_files(tsr_engined_t *e, const char *tenant, const char *a
             }
         }
         if (access(local, R_OK) == 0 && symlink(local, path) == 0) {
-            tsr_buf_appendf(log, "data file %s: from the engine's data folder\n", name);
+            live_printf(log, "data file %s: from the engine's data folder\n", name);
         } else {
-            tsr_buf_appendf(log, "data file %s: not found in spaces nor the engine's data folder\n",
-                            name);
+            live_printf(log, "data file %s: not found in spaces nor the engine's data folder\n",
+                        name);
         }
     }
     json_decref(names);
@@ -277,8 +368,13 @@ static tsr_err_t stage_files(tsr_engined_t *e, const char *tenant, const char *a
 
 tsr_err_t tsr_engined_reload_app(tsr_engined_t *e, const char *tenant_id, const char *app_id,
                                  const tsr_engined_reload_opts_t *o, char **log, tsr_error_t *err) {
-    tsr_buf_t lb;
-    tsr_buf_init(&lb, 256 * 1024);
+    live_t lv = {.o = o,
+                 .first_ms = o->progress_ms > 0 ? (uint64_t)o->progress_ms : PROGRESS_FIRST_MS};
+    tsr_buf_init(&lv.buf, 256 * 1024);
+    pthread_mutex_init(&lv.mu, NULL);
+    pthread_cond_init(&lv.cv, NULL);
+    pthread_t progress;
+    bool progress_on = false;
     json_t *doc = NULL;
     char run_dir[4400] = "";
     tsr_engine_model_t *m = NULL;
@@ -299,8 +395,8 @@ tsr_err_t tsr_engined_reload_app(tsr_engined_t *e, const char *tenant_id, const 
     }
     const char *s = json_string_value(json_object_get(doc, "script"));
     const char *script = s != NULL ? s : "";
-    tsr_buf_appendf(&lb, "reload of app %s (fencing token %llu)\n", app_id,
-                    (unsigned long long)o->token);
+    live_printf(&lv, "reload of app %s (fencing token %llu)\n", app_id,
+                (unsigned long long)o->token);
     char runs[4300];
     snprintf(runs, sizeof runs, "%s/.runs", e->data_root);
     snprintf(run_dir, sizeof run_dir, "%s/%s.%llu.%ld", runs, app_id, (unsigned long long)o->token,
@@ -311,16 +407,23 @@ tsr_err_t tsr_engined_reload_app(tsr_engined_t *e, const char *tenant_id, const 
         run_dir[0] = '\0';
         goto out;
     }
-    if ((rc = stage_files(e, tenant_id, app_id, script, run_dir, &lb, err)) != TSR_OK) {
+    if ((rc = stage_files(e, tenant_id, app_id, script, run_dir, &lv, err)) != TSR_OK) {
         goto out;
     }
-    tsr_engine_reload_opts_t ro = {.data_dir = run_dir};
+    tsr_engine_reload_opts_t ro = {.data_dir = run_dir, .on_log = live_text, .log_ud = &lv};
+    progress_on = pthread_create(&progress, NULL, live_progress_main, &lv) == 0;
     rc = tsr_engine_reload(script, strlen(script), &ro, &m, &elog, err);
-    if (elog != NULL) {
-        tsr_buf_appendf(&lb, "%s", elog);
-        if (elog[0] != '\0' && elog[strlen(elog) - 1] != '\n') {
-            tsr_buf_appendf(&lb, "\n");
-        }
+    if (progress_on) {
+        pthread_mutex_lock(&lv.mu);
+        lv.done = true;
+        pthread_cond_signal(&lv.cv);
+        pthread_mutex_unlock(&lv.mu);
+        pthread_join(progress, NULL);
+        progress_on = false;
+    }
+    /* Every engine line came through live_text (elog is the same minus statement starts). */
+    if (lv.buf.len > 0 && lv.buf.data[lv.buf.len - 1] != '\n') {
+        live_printf(&lv, "\n");
     }
     if (rc != TSR_OK) {
         goto out;
@@ -339,12 +442,12 @@ tsr_err_t tsr_engined_reload_app(tsr_engined_t *e, const char *tenant_id, const 
     tsr_engined_version_t ver = {0};
     rc = e->store.put_model(e->store.ud, tenant_id, app_id, file, file_n, &o->token, &ver, err);
     if (rc == TSR_OK) {
-        tsr_buf_appendf(&lb, "model version %llu.%llu saved (%zu bytes)\n",
-                        (unsigned long long)ver.token, (unsigned long long)ver.seq, file_n);
+        live_printf(&lv, "model version %llu.%llu saved (%zu bytes)\n",
+                    (unsigned long long)ver.token, (unsigned long long)ver.seq, file_n);
     }
 out:
     if (rc != TSR_OK && err != NULL) {
-        tsr_buf_appendf(&lb, "error: %s\n", err->msg);
+        live_printf(&lv, "error: %s\n", err->msg);
     }
     if (run_dir[0] != '\0') {
         rm_run_dir(run_dir);
@@ -353,7 +456,9 @@ out:
     free(file);
     tsr_engine_model_destroy(m);
     json_decref(doc);
-    *log = tsr_xstrndup(lb.data != NULL ? lb.data : "", lb.len);
-    tsr_buf_cleanup(&lb);
+    *log = tsr_xstrndup(lv.buf.data != NULL ? lv.buf.data : "", lv.buf.len);
+    tsr_buf_cleanup(&lv.buf);
+    pthread_mutex_destroy(&lv.mu);
+    pthread_cond_destroy(&lv.cv);
     return rc;
 }

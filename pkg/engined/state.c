@@ -154,14 +154,23 @@ static tsr_err_t name_param(tsr_qix_call_t *call, size_t idx, const char **out) 
     return TSR_OK;
 }
 
-tsr_err_t tsr_engined__d_add_alternate_state(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
-    tsr_engined__doc_t *d = obj;
-    tsr_engined__doc_sync(d);
-    const char *name = NULL;
-    tsr_err_t rc = name_param(call, 0, &name);
+/* The Doc and the state name (parameter 0) of a change to the app's states, which needs the
+ * edit permission. */
+static tsr_err_t app_state_param(tsr_qix_call_t *call, void *obj, tsr_engined__doc_t **d,
+                                 const char **name) {
+    *d = obj;
+    tsr_engined__doc_sync(*d);
+    tsr_err_t rc = name_param(call, 0, name);
     if (rc == TSR_OK) {
-        rc = tsr_engined__doc_may(call, d, TSR_ENGINED_EDIT);
+        rc = tsr_engined__doc_may(call, *d, TSR_ENGINED_EDIT);
     }
+    return rc;
+}
+
+tsr_err_t tsr_engined__d_add_alternate_state(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
+    tsr_engined__doc_t *d;
+    const char *name = NULL;
+    tsr_err_t rc = app_state_param(call, obj, &d, &name);
     if (rc != TSR_OK) {
         return rc;
     }
@@ -191,13 +200,9 @@ tsr_err_t tsr_engined__d_add_alternate_state(tsr_qix_call_t *call, void *obj, ts
 }
 
 tsr_err_t tsr_engined__d_remove_alternate_state(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
-    tsr_engined__doc_t *d = obj;
-    tsr_engined__doc_sync(d);
+    tsr_engined__doc_t *d;
     const char *name = NULL;
-    tsr_err_t rc = name_param(call, 0, &name);
-    if (rc == TSR_OK) {
-        rc = tsr_engined__doc_may(call, d, TSR_ENGINED_EDIT);
-    }
+    tsr_err_t rc = app_state_param(call, obj, &d, &name);
     if (rc != TSR_OK) {
         return rc;
     }

@@ -422,11 +422,7 @@ static tsr_err_t var_store(tsr_qix_call_t *call, tsr_engined__doc_t *d, src_t sr
         }
         tsr_engined__app_t *a = d->app;
         pthread_mutex_lock(&a->mu);
-        json_t *vars = json_object_get(a->doc, "variables");
-        if (!json_is_object(vars)) {
-            vars = json_object();
-            json_object_set_new(a->doc, "variables", vars);
-        }
+        json_t *vars = tsr_engined__lib_all(a, "variables");
         json_object_set_new(vars, id, props);
         rc = tsr_engined__app_save(a, err);
         pthread_mutex_unlock(&a->mu);
@@ -517,11 +513,7 @@ static tsr_err_t create_app_variable(tsr_qix_call_t *call, tsr_engined__doc_t *d
     *info = json_deep_copy(json_object_get(p, "qInfo"));
     tsr_engined__app_t *a = d->app;
     pthread_mutex_lock(&a->mu);
-    json_t *vars = json_object_get(a->doc, "variables");
-    if (!json_is_object(vars)) {
-        vars = json_object();
-        json_object_set_new(a->doc, "variables", vars);
-    }
+    json_t *vars = tsr_engined__lib_all(a, "variables");
     if (json_object_get(vars, id) != NULL || json_object_size(vars) >= VAR_MAX_APP) {
         pthread_mutex_unlock(&a->mu);
         json_decref(p);
@@ -743,15 +735,7 @@ static json_t *list_items(tsr_engined__doc_t *d, json_t *def) {
             json_object_set_new(it, "qIsSessionVariable", json_true());
         }
         if (json_is_object(data)) {
-            json_t *qd = json_object();
-            const char *dk;
-            json_t *ptr;
-            json_object_foreach(data, dk, ptr) {
-                json_t *v =
-                    json_is_string(ptr) ? tsr_engined__ptr_get(p, json_string_value(ptr)) : NULL;
-                json_object_set_new(qd, dk, v ? json_deep_copy(v) : json_null());
-            }
-            json_object_set_new(it, "qData", qd);
+            json_object_set_new(it, "qData", tsr_engined__lib_qdata(p, data));
         }
         json_array_append_new(items, it);
     }
@@ -784,48 +768,17 @@ static json_t *self(tsr_qix_call_t *call, void *obj, tsr_engined__doc_t **d, src
     *d = doc_of(x->doc);
     json_t *p = var_find(*d, x->id, NULL, src);
     if (p == NULL) {
-        tsr_qix_call_error(call, TSR_QIX_ERR_NOT_FOUND, x->id, "Object not found");
+        tsr_engined__lib_not_found(call, x->id);
     }
     return p;
 }
 
-static tsr_err_t v_get_layout(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
-    (void)err;
-    tsr_engined__doc_t *d;
+static json_t *var_copy(tsr_engined__doc_t *d, const char *id) {
     src_t src;
-    json_t *p = self(call, obj, &d, &src);
-    if (p == NULL) {
-        return TSR_EINVAL;
-    }
-    tsr_qix_call_result(call, tsr_engined__obj1("qLayout", var_layout(d, p)));
-    json_decref(p);
-    return TSR_OK;
+    return var_find(d, id, NULL, &src);
 }
 
-static tsr_err_t v_get_properties(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
-    (void)err;
-    tsr_engined__doc_t *d;
-    src_t src;
-    json_t *p = self(call, obj, &d, &src);
-    if (p == NULL) {
-        return TSR_EINVAL;
-    }
-    tsr_qix_call_result(call, tsr_engined__obj1("qProp", p));
-    return TSR_OK;
-}
-
-static tsr_err_t v_get_info(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
-    (void)err;
-    tsr_engined__doc_t *d;
-    src_t src;
-    json_t *p = self(call, obj, &d, &src);
-    if (p == NULL) {
-        return TSR_EINVAL;
-    }
-    tsr_qix_call_result(call, tsr_engined__obj1("qInfo", json_incref(json_object_get(p, "qInfo"))));
-    json_decref(p);
-    return TSR_OK;
-}
+const tsr_engined__lib_kind_t tsr_engined__variable_kind = {.copy = var_copy, .layout = var_layout};
 
 static tsr_err_t v_get_raw_content(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
     (void)err;
@@ -934,9 +887,9 @@ static tsr_err_t v_set_dual_value(tsr_qix_call_t *call, void *obj, tsr_error_t *
 #define NI tsr_qix_not_implemented
 static const tsr_qix_method_t variable_methods[] = {
     {"ApplyPatches", NI, {"qPatches", NULL}},
-    {"GetInfo", v_get_info, {NULL}},
-    {"GetLayout", v_get_layout, {NULL}},
-    {"GetProperties", v_get_properties, {NULL}},
+    {"GetInfo", tsr_engined__lib_get_info, {NULL}},
+    {"GetLayout", tsr_engined__lib_get_layout, {NULL}},
+    {"GetProperties", tsr_engined__lib_get_properties, {NULL}},
     {"GetRawContent", v_get_raw_content, {NULL}},
     {"SetDualValue", v_set_dual_value, {"qText", "qNum", NULL}},
     {"SetNumValue", v_set_num_value, {"qVal", NULL}},

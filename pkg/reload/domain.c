@@ -152,8 +152,10 @@ tsr_err_t tsr_rl__access(tsr_reload_t *r, const tsr_reload_caller_t *who, const 
     bool cacheable = r->access_cache != NULL && n > 0 && (size_t)n < sizeof key;
     tsr_rl__access_slot_t *slot =
         cacheable ? &r->access_cache[fnv1a(key) % TSR_RL__ACCESS_SLOTS] : NULL;
+    uint64_t gen = 0;
     if (slot != NULL) {
         pthread_mutex_lock(&r->access_mu);
+        gen = r->access_gen;
         if (strcmp(slot->key, key) == 0 && slot->expires_mono_ms > tsr_mono_ms()) {
             tsr_err_t rc = slot->rc;
             if (rc != TSR_OK) {
@@ -169,10 +171,13 @@ tsr_err_t tsr_rl__access(tsr_reload_t *r, const tsr_reload_caller_t *who, const 
     tsr_err_t rc = r->access(r->access_ud, who, app, &e);
     if (slot != NULL && (rc == TSR_OK || rc == TSR_EFORBIDDEN || rc == TSR_ENOTFOUND)) {
         pthread_mutex_lock(&r->access_mu);
-        snprintf(slot->key, sizeof slot->key, "%s", key);
-        slot->rc = rc;
-        snprintf(slot->msg, sizeof slot->msg, "%s", e.msg);
-        slot->expires_mono_ms = tsr_mono_ms() + (uint64_t)r->access_ttl_ms;
+        /* An event arrived while spaces was asked: the answer may predate it, do not keep it. */
+        if (r->access_gen == gen) {
+            snprintf(slot->key, sizeof slot->key, "%s", key);
+            slot->rc = rc;
+            snprintf(slot->msg, sizeof slot->msg, "%s", e.msg);
+            slot->expires_mono_ms = tsr_mono_ms() + (uint64_t)r->access_ttl_ms;
+        }
         pthread_mutex_unlock(&r->access_mu);
     }
     if (rc != TSR_OK) {
@@ -187,7 +192,33 @@ void tsr_reload_access_invalidate(tsr_reload_t *r) {
     }
     pthread_mutex_lock(&r->access_mu);
     memset(r->access_cache, 0, TSR_RL__ACCESS_SLOTS * sizeof *r->access_cache);
+    r->access_gen++;
     pthread_mutex_unlock(&r->access_mu);
+}
+
+size_t tsr_reload_access_invalidate_tenant(tsr_reload_t *r, const char *tenant, const char *app) {
+    size_t dropped = 0, tn, an = app != NULL ? strlen(app) : 0;
+    if (r->access_cache == NULL || tenant == NULL || (tn = strlen(tenant)) == 0) {
+        return 0;
+    }
+    pthread_mutex_lock(&r->access_mu);
+    for (size_t i = 0; i < TSR_RL__ACCESS_SLOTS; i++) {
+        tsr_rl__access_slot_t *slot = &r->access_cache[i];
+        size_t kn = strlen(slot->key);
+        /* key: tenant \n user \n roles \n app (ids have no newline) */
+        if (kn == 0 || kn <= tn || strncmp(slot->key, tenant, tn) != 0 || slot->key[tn] != '\n') {
+            continue;
+        }
+        if (app != NULL &&
+            (kn <= an || slot->key[kn - an - 1] != '\n' || strcmp(slot->key + kn - an, app) != 0)) {
+            continue;
+        }
+        memset(slot, 0, sizeof *slot);
+        dropped++;
+    }
+    r->access_gen++;
+    pthread_mutex_unlock(&r->access_mu);
+    return dropped;
 }
 
 tsr_err_t tsr_reload_ready(void *ud, tsr_error_t *err) {

@@ -271,9 +271,26 @@ static tsr_err_t h_log_get(tsr_req_t *req, void *ud, tsr_error_t *err) {
         json_decref(doc);
         return tsr_error_set(err, TSR_ENOTFOUND, "reload not found");
     }
+    /* The log grows while the reload runs (append-only): ?offset=N answers the bytes from N
+     * on, and X-Tsr-Log-Size the whole size, the offset of the next read. */
     const char *log = json_string_value(json_object_get(doc, "log"));
-    tsr_req_reply_bytes(req, 200, "text/plain; charset=utf-8", log != NULL ? log : "",
-                        log != NULL ? strlen(log) : 0);
+    size_t n = log != NULL ? json_string_length(json_object_get(doc, "log")) : 0;
+    int64_t off = 0;
+    const char *o = tsr_req_query(req, "offset");
+    if (o != NULL && tsr_str_to_i64(tsr_str(o), 0, INT64_C(1) << 40, &off) != TSR_OK) {
+        json_decref(doc);
+        return tsr_error_set(err, TSR_EINVAL, "offset: a byte offset from 0");
+    }
+    size_t from = (uint64_t)off < n ? (size_t)off : n;
+    char size[24];
+    snprintf(size, sizeof size, "%zu", n);
+    tsr_req_add_header(req, "X-Tsr-Log-Size", size);
+    tsr_req_add_header(req, "X-Tsr-Reload-Status",
+                       json_string_value(json_object_get(doc, "status")) != NULL
+                           ? json_string_value(json_object_get(doc, "status"))
+                           : "");
+    tsr_req_reply_bytes(req, 200, "text/plain; charset=utf-8", log != NULL ? log + from : "",
+                        n - from);
     json_decref(doc);
     return TSR_OK;
 }

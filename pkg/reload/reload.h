@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "core.h"
+#include "events.h"
 #include "httpd.h"
 #include "reload_worker.h"
 #include "store.h"
@@ -135,8 +136,8 @@ tsr_err_t tsr_reload_access_spaces(void *base_url, const tsr_reload_caller_t *wh
 typedef struct {
     tsr_store_t *store; /* borrowed; opened with tsr_reload_collections() */
     /* NULL: every app is reloadable (tests, no spaces). Answers (allowed, forbidden, not
-     * found) are cached per caller and app for at most access_ttl_ms and dropped on every
-     * space or app event (tsr_reload_access_invalidate). */
+     * found) are cached per caller and app for at most access_ttl_ms and dropped by the
+     * space, app and identity events of their tenant (tsr_reload_access_events_start). */
     tsr_reload_access_fn access;
     void *access_ud;
     bool access_ud_free;          /* free(access_ud) at destroy */
@@ -203,15 +204,40 @@ tsr_err_t tsr_reload_on_finished(tsr_reload_t *r, const char *tenant, const char
 tsr_err_t tsr_reload_on_app_deleted(tsr_reload_t *r, const char *tenant, const char *app_id,
                                     tsr_error_t *err);
 
-/* Forget every cached access decision (called for each space/app event). Thread safe. */
+/* Forget every cached access decision. Thread safe. */
 void tsr_reload_access_invalidate(tsr_reload_t *r);
+
+/* Forget the cached access decisions of tenant (of app only when not NULL); other tenants'
+ * stay. Returns how many were dropped. An answer being asked meanwhile is not kept. Thread
+ * safe. */
+size_t tsr_reload_access_invalidate_tenant(tsr_reload_t *r, const char *tenant, const char *app);
+
+/* Apply one event of spaces or identity to the access cache: an app event
+ * (com.tessera.v1.app.*) drops that app's decisions (its subject) in the event's tenant; a
+ * space or membership event (space.*, space.member.*) and identity changes (group.*, role.*,
+ * tenant.*, user.{updated,deleted}) drop the tenant's; anything else nothing. Returns how many
+ * were dropped. */
+size_t tsr_reload_access_on_event(tsr_reload_t *r, const tsr_event_t *ev);
+
+typedef struct tsr_reload_access_events tsr_reload_access_events_t;
+
+/* Consume tessera.spaces, tessera.apps and tessera.identity in a consumer group of this process
+ * alone ("reload-access-<host>-<pid>-<random>", from the topics' end: every replica sees every
+ * event) and apply each with tsr_reload_access_on_event; once the group assigned the
+ * partitions the whole cache is dropped (an answer kept before may have missed an event). r is
+ * borrowed. *out: tsr_reload_access_events_stop. */
+tsr_err_t tsr_reload_access_events_start(tsr_reload_t *r, const char *bootstrap,
+                                         tsr_reload_access_events_t **out, tsr_error_t *err);
+/* Stop the thread, leave the group, free. NULL: no-op. */
+void tsr_reload_access_events_stop(tsr_reload_access_events_t *k);
 
 /* ---- Kafka wiring (service side) ------------------------------------------------------------- */
 
-/* The reload service's side: consume tessera.reloads.results, tessera.apps and tessera.spaces
- * in group "reload"; apply each com.tessera.v1.reload.finished with tsr_reload_on_finished
- * (auto-suspend, chains), each com.tessera.v1.app.deleted with tsr_reload_on_app_deleted, and
- * drop the access cache on every space or app event.
+/* The reload service's side: consume tessera.reloads.results and tessera.apps in group
+ * "reload" (one replica handles each event); apply each com.tessera.v1.reload.finished with
+ * tsr_reload_on_finished (auto-suspend, chains) and each com.tessera.v1.app.deleted with
+ * tsr_reload_on_app_deleted. The access cache is each replica's own: see
+ * tsr_reload_access_events_start.
  * r is borrowed. *out: tsr_reload_consumer_stop. */
 tsr_err_t tsr_reload_results_start(tsr_reload_t *r, const char *bootstrap,
                                    tsr_reload_consumer_t **out, tsr_error_t *err);

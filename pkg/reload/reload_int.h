@@ -35,8 +35,9 @@ struct tsr_reload {
     char owner[TSR_STORE_LEASE_NAME_MAX + 1];
 
     int64_t access_ttl_ms;
-    pthread_mutex_t access_mu;           /* guards access_cache */
+    pthread_mutex_t access_mu;           /* guards access_cache and access_gen */
     tsr_rl__access_slot_t *access_cache; /* TSR_RL__ACCESS_SLOTS, NULL: no cache */
+    uint64_t access_gen; /* bumped by every invalidation: an answer asked across one is not kept */
 
     pthread_mutex_t mu; /* guards the fields below */
     tsr_store_lease_t leader;

@@ -36,9 +36,18 @@ bool tsr_reload_run_should_stop(const tsr_reload_run_t *run);
 uint64_t tsr_reload_run_token(const tsr_reload_run_t *run);
 /* The reload's id (borrowed, valid during the job). */
 const char *tsr_reload_run_id(const tsr_reload_run_t *run);
-/* Append text to the reload's log (kept in memory, stored at finish; capped at 256 KiB). */
+/* Append a line (a newline is added) to the reload's log. The log is live: while the job
+ * runs it is stored on the reload at most every opts->log_flush_ms (readers of GET
+ * /api/v1/reloads/{id} and .../reloads/logs/{id} see it grow), and in full at finish. It is
+ * append-only and capped at opts->log_max_bytes: past the cap one marker line
+ * (TSR_RELOAD_LOG_TRUNCATED ...) ends it and further text is dropped. */
 void tsr_reload_run_log(tsr_reload_run_t *run, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Append len bytes of text as is (no newline added; the caller passes whole lines). */
+void tsr_reload_run_log_text(tsr_reload_run_t *run, const char *text, size_t len);
+
+/* The marker line that ends a log cut at its cap. */
+#define TSR_RELOAD_LOG_TRUNCATED "\xe2\x80\xa6 truncated: the reload log reached its limit"
 
 /* The job: reload app_id of tenant (partial or not). Return TSR_OK for success; anything else
  * is FAILED with err->msg as errorMessage. Called on the worker's thread. */
@@ -53,6 +62,9 @@ typedef struct {
     int64_t max_run_ms;    /* run time before EXCEEDED_LIMIT; 0: 3600000 */
     int64_t lease_wait_ms; /* how long run waits for another holder's lease to expire;
                               0: lease_ttl_ms * 2 */
+    int64_t log_flush_ms;  /* live log: stored at most this often while the job runs;
+                              0: 500 */
+    size_t log_max_bytes;  /* log cap before the truncation marker; 0: 256 KiB */
 } tsr_reload_worker_opts_t;
 
 typedef enum {

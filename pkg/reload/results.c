@@ -1,14 +1,15 @@
 /*
- * pkg/reload results consumer (service side): tessera.reloads.results, tessera.apps and
- * tessera.spaces in group "reload"; reload.finished → tsr_reload_on_finished, app.deleted →
- * tsr_reload_on_app_deleted, any space or app event → the access cache is dropped.
+ * pkg/reload results consumer (service side): tessera.reloads.results and tessera.apps in
+ * group "reload"; reload.finished → tsr_reload_on_finished, app.deleted →
+ * tsr_reload_on_app_deleted. Access invalidation is per replica (access_events.c).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "reload_int.h"
 
-static const char *const RESULT_TOPICS[] = {TSR_RL__T_RESULTS, "tessera.apps", "tessera.spaces"};
+/* The access cache is each replica's own (access_events.c): not this shared group's job. */
+static const char *const RESULT_TOPICS[] = {TSR_RL__T_RESULTS, "tessera.apps"};
 
 static const char *reload_id_of(const tsr_event_t *ev) {
     return json_string_value(json_object_get(ev->data, "reloadId"));
@@ -17,11 +18,6 @@ static const char *reload_id_of(const tsr_event_t *ev) {
 static tsr_err_t on_result(void *opaque, const tsr_event_t *ev, void *txn, tsr_error_t *err) {
     tsr_reload_consumer_t *k = opaque;
     (void)txn;
-    if (strncmp(ev->type, "com.tessera.v1.space.", 21) == 0 ||
-        strncmp(ev->type, "com.tessera.v1.app.", 19) == 0) {
-        /* Membership, role or app changes may change who may reload what. */
-        tsr_reload_access_invalidate((tsr_reload_t *)k->ud);
-    }
     if (strcmp(ev->type, "com.tessera.v1.app.deleted") == 0 && ev->subject != NULL) {
         return tsr_reload_on_app_deleted((tsr_reload_t *)k->ud, ev->tenantid, ev->subject, err);
     }
@@ -38,7 +34,7 @@ tsr_err_t tsr_reload_results_start(tsr_reload_t *r, const char *bootstrap,
     tsr_reload_consumer_t *k = tsr_xcalloc(1, sizeof *k);
     k->ud = r;
     tsr_err_t rc =
-        tsr_rl__consumer_start(k, bootstrap, "reload", RESULT_TOPICS, 3, on_result, NULL, err);
+        tsr_rl__consumer_start(k, bootstrap, "reload", RESULT_TOPICS, 2, on_result, NULL, err);
     if (rc != TSR_OK) {
         tsr_reload_consumer_stop(k);
         return rc;

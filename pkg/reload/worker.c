@@ -30,6 +30,13 @@ struct tsr_reload_run {
     const char *tenant, *id;
     tsr_store_lease_t lease;
     int64_t ttl_ms, heartbeat_ms;
+    /* The live log (guarded by mu): appended by the job, stored by the heartbeat thread at
+     * most every flush_ms while dirty, in full by finish. */
+    size_t log_max;
+    bool log_truncated;
+    bool log_dirty;
+    int64_t flush_ms;
+    uint64_t last_flush_mono_ms;
 };
 
 bool tsr_reload_run_should_stop(const tsr_reload_run_t *run) {
@@ -48,15 +55,63 @@ const char *tsr_reload_run_id(const tsr_reload_run_t *run) {
     return run->id;
 }
 
-void tsr_reload_run_log(tsr_reload_run_t *run, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    pthread_mutex_lock(&run->mu);
-    if (tsr_buf_vappendf(&run->log, fmt, ap) == TSR_OK) {
-        (void)tsr_buf_append_str(&run->log, "\n");
+/* Append n bytes under mu: whole text while it fits; else the part that fits (cut at a UTF-8
+ * character boundary) and the marker line, once. */
+static void log_add_locked(tsr_reload_run_t *r, const char *p, size_t n) {
+    if (r->log_truncated || n == 0) {
+        return;
     }
+    size_t room = r->log.len < r->log_max ? r->log_max - r->log.len : 0;
+    if (n <= room) {
+        (void)tsr_buf_append(&r->log, p, n);
+    } else {
+        size_t k = room;
+        while (k > 0 && ((unsigned char)p[k] & 0xC0) == 0x80) {
+            k--;
+        }
+        (void)tsr_buf_append(&r->log, p, k);
+        if (r->log.len > 0 && r->log.data[r->log.len - 1] != '\n') {
+            (void)tsr_buf_append_str(&r->log, "\n");
+        }
+        (void)tsr_buf_appendf(&r->log, "%s (%zu bytes)\n", TSR_RELOAD_LOG_TRUNCATED, r->log_max);
+        r->log_truncated = true;
+    }
+    if (!r->log_dirty) {
+        r->log_dirty = true;
+        pthread_cond_signal(&r->cv); /* the heartbeat thread stores it (rate-bounded) */
+    }
+}
+
+void tsr_reload_run_log_text(tsr_reload_run_t *run, const char *text, size_t len) {
+    if (run == NULL || text == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&run->mu);
+    log_add_locked(run, text, len);
     pthread_mutex_unlock(&run->mu);
+}
+
+void tsr_reload_run_log(tsr_reload_run_t *run, const char *fmt, ...) {
+    char small[512], *big = NULL, *p = small;
+    va_list ap, ap2;
+    va_start(ap, fmt);
+    va_copy(ap2, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    size_t len = n > 0 ? (size_t)n : 0;
+    if (len >= sizeof small) {
+        /* A line longer than the whole log may be is cut at the cap anyway. */
+        len = len < run->log_max + 1 ? len : run->log_max + 1;
+        big = tsr_xmalloc(len + 2);
+        (void)vsnprintf(big, len + 1, fmt, ap2);
+        p = big;
+    }
+    va_end(ap2);
     va_end(ap);
+    pthread_mutex_lock(&run->mu);
+    log_add_locked(run, p, len);
+    log_add_locked(run, "\n", 1);
+    pthread_mutex_unlock(&run->mu);
+    free(big);
 }
 
 static void sleep_ms(int64_t ms) {
@@ -65,19 +120,67 @@ static void sleep_ms(int64_t ms) {
     }
 }
 
+/* Store the live log on the reload (no event): only while the reload is still this run's
+ * and not ended. Called on the heartbeat thread without mu. A lost race (a cancel request
+ * changed the version) leaves the log dirty for the next round. */
+static void log_flush(tsr_reload_run_t *r) {
+    pthread_mutex_lock(&r->mu);
+    json_t *text = json_stringn(r->log.data != NULL ? r->log.data : "", r->log.len);
+    r->log_dirty = false;
+    r->last_flush_mono_ms = tsr_mono_ms();
+    pthread_mutex_unlock(&r->mu);
+    json_t *doc = NULL;
+    if (text == NULL) {
+        return; /* not UTF-8: stored by finish, or not at all */
+    }
+    tsr_err_t rc = tsr_store_doc_get(r->store, r->tenant, TSR_RL__C_RELOADS, r->id, &doc, NULL);
+    if (rc == TSR_OK) {
+        if (!tsr_reload_status_is_terminal(json_string_value(json_object_get(doc, "status"))) &&
+            (uint64_t)json_integer_value(json_object_get(doc, "runToken")) == r->token) {
+            json_t *patch = json_pack("{sO}", "log", text);
+            rc = tsr_store_doc_patch(r->store, r->tenant, TSR_RL__C_RELOADS, r->id,
+                                     json_integer_value(json_object_get(doc, "version")), patch,
+                                     NULL, 0, NULL, NULL);
+            json_decref(patch);
+        }
+        json_decref(doc);
+    }
+    json_decref(text);
+    if (rc != TSR_OK) {
+        pthread_mutex_lock(&r->mu);
+        r->log_dirty = true;
+        pthread_mutex_unlock(&r->mu);
+    }
+}
+
 static void *heartbeat_main(void *arg) {
     tsr_reload_run_t *r = arg;
+    uint64_t next_beat = tsr_mono_ms() + (uint64_t)r->heartbeat_ms;
     pthread_mutex_lock(&r->mu);
     while (!r->done) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t ns = (int64_t)ts.tv_nsec + r->heartbeat_ms * 1000000;
-        ts.tv_sec += (time_t)(ns / 1000000000);
-        ts.tv_nsec = (long)(ns % 1000000000);
-        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
-        if (r->done) {
-            break;
+        uint64_t now = tsr_mono_ms(), wake = next_beat;
+        uint64_t flush_at = r->last_flush_mono_ms + (uint64_t)r->flush_ms;
+        if (r->log_dirty && flush_at < wake) {
+            wake = flush_at;
         }
+        if (now < wake) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            int64_t ns = (int64_t)ts.tv_nsec + (int64_t)(wake - now) * 1000000;
+            ts.tv_sec += (time_t)(ns / 1000000000);
+            ts.tv_nsec = (long)(ns % 1000000000);
+            pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+            continue; /* woken: done, new log text, or time: look again */
+        }
+        if (r->log_dirty && now >= flush_at) {
+            pthread_mutex_unlock(&r->mu);
+            log_flush(r);
+            pthread_mutex_lock(&r->mu);
+        }
+        if (now < next_beat) {
+            continue;
+        }
+        next_beat = now + (uint64_t)r->heartbeat_ms;
         tsr_store_lease_t lease = r->lease;
         pthread_mutex_unlock(&r->mu);
         tsr_error_t err;
@@ -254,7 +357,9 @@ tsr_err_t tsr_reload_worker_run(const tsr_reload_worker_opts_t *opts, const char
     memset(&run, 0, sizeof run);
     pthread_mutex_init(&run.mu, NULL);
     pthread_cond_init(&run.cv, NULL);
-    tsr_buf_init(&run.log, TSR_RL__LOG_MAX);
+    run.log_max = opts->log_max_bytes > 0 ? opts->log_max_bytes : TSR_RL__LOG_MAX;
+    tsr_buf_init(&run.log, run.log_max + 256); /* + the marker line */
+    run.flush_ms = opts->log_flush_ms > 0 ? opts->log_flush_ms : 500;
     run.store = opts->store;
     run.tenant = tenant;
     run.id = reload_id;

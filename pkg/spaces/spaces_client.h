@@ -1,8 +1,9 @@
 /*
  * pkg/spaces client: what other services (engine, reload) ask spaces over its internal HTTP
  * endpoint, GET /internal/v1/access?resource=<kind>:<id>, with the caller's principal headers
- * forwarded. A small library of its own (tsr_spaces_client: libcurl + jansson) so a service
- * asks spaces without linking spaces itself.
+ * forwarded, and which of spaces' events make those answers stale. A small library of its
+ * own (tsr_spaces_client: libcurl + jansson, tsr_events for the consumer) so a service asks
+ * spaces without linking spaces itself.
  */
 #ifndef TSR_SPACES_CLIENT_H
 #define TSR_SPACES_CLIENT_H
@@ -10,6 +11,7 @@
 #include <jansson.h>
 
 #include "core.h"
+#include "events.h"
 
 /* The caller as the ingress described it (each may be NULL: the header is not sent). */
 typedef struct {
@@ -45,5 +47,44 @@ tsr_err_t tsr_spaces_client_actions_timeout(const char *base_url, const char *re
 tsr_err_t tsr_spaces_client_call(const char *base_url, const char *method, const char *path,
                                  const tsr_spaces_client_principal_t *who, const json_t *body,
                                  long *status, json_t **resp, tsr_error_t *err);
+
+/* ---- caches of access decisions kept current by events (spaces_client_events.c) ---- */
+
+/* What ev may make stale in a cache of spaces' access decisions. True when it touches the
+ * cache: *app_id is then the one app of ev's tenant to forget (ev's subject, borrowed) or NULL
+ * for the whole tenant. An app event (com.tessera.v1.app.*) touches its app (the tenant when
+ * it has no subject); space and membership events (space.*, space.member.*) and identity
+ * changes (group.*, role.*, tenant.*, user.{updated,deleted}) the tenant; anything else
+ * (data files, app versions, logins, ...) nothing. Never another tenant: false without one. */
+bool tsr_spaces_access_scope(const tsr_event_t *ev, const char **app_id);
+
+/* Forget cached decisions of app_id in tenant_id (app_id NULL: the tenant's; tenant_id NULL:
+ * all of them). Returns how many were dropped (0 when it does not count). */
+typedef size_t (*tsr_spaces_access_drop_fn)(void *ud, const char *tenant_id, const char *app_id);
+
+typedef struct {
+    const char *bootstrap;    /* Kafka bootstrap servers */
+    const char *group_prefix; /* the group id: "<prefix>-<member>-<random>" */
+    const char *member;       /* names the replica in the group id; NULL: "<host>-<pid>" */
+    const char *client_id;    /* Kafka client id */
+    const char *noun;         /* what the log calls one cached entry: "answer(s)" */
+    tsr_spaces_access_drop_fn drop;
+    void *ud; /* drop's first argument */
+} tsr_spaces_access_events_opts_t;
+
+typedef struct tsr_spaces_access_events tsr_spaces_access_events_t;
+
+/* A thread that consumes tessera.spaces, tessera.apps and tessera.identity in a consumer group
+ * of this process alone (from the topics' end: every replica sees every event) and drops what
+ * each event touches (tsr_spaces_access_scope); once the group assigned the partitions it drops
+ * everything once (an answer kept before may have missed an event). Dropping is idempotent,
+ * so nothing is recorded for dedupe. opts' strings are copied into the group id or must
+ * outlive the consumer (literals). *out: tsr_spaces_access_events_stop. */
+tsr_err_t tsr_spaces_access_events_start(const tsr_spaces_access_events_opts_t *opts,
+                                         tsr_spaces_access_events_t **out, tsr_error_t *err);
+/* True once the group assigned the partitions (events are seen from then on). */
+bool tsr_spaces_access_events_ready(tsr_spaces_access_events_t *k);
+/* Stop the thread, leave the group, free. NULL: no-op. */
+void tsr_spaces_access_events_stop(tsr_spaces_access_events_t *k);
 
 #endif

@@ -14,28 +14,22 @@
 //   - tenant B's admin sees none of tenant A's spaces, apps (also by direct link), reload
 //     schedules or audit events.
 // Screenshots of every step: $E2E_ARTIFACTS/apps-*.png.
-import { chromium } from 'playwright-core';
 import { createServer, request } from 'node:http';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { artifacts, assert, checkLabels, env, launchBrowser, screenshots, snapAll } from './lib.mjs';
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set`);
-  return v;
-};
 const urlA = env('TSR_URL');
 const port = new URL(urlA).port;
 const credsA = JSON.parse(readFileSync(env('TSR_CREDS'), 'utf8'));
 const hostB = env('TSR_B_HOST');
 const urlB = `http://${hostB}:${port}`;
 const credsB = JSON.parse(env('TSR_B_CREDS'));
-const out = env('E2E_ARTIFACTS');
-mkdirSync(out, { recursive: true });
+const out = artifacts();
+const snap = screenshots(out, 'apps-');
 
 let passed = 0;
 let failed = 0;
-let shot = 0;
 const t0 = Date.now();
 const log = [];
 
@@ -44,15 +38,6 @@ function ok(msg) {
   const line = `ok ${passed + failed} - ${msg} (${((Date.now() - t0) / 1000).toFixed(1)}s)`;
   log.push(line);
   console.log(line);
-}
-function assert(cond, msg) {
-  if (!cond) throw new Error(`assertion failed: ${msg}`);
-}
-async function snap(page, name) {
-  shot++;
-  const file = join(out, `apps-${String(shot).padStart(2, '0')}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  return file;
 }
 
 /** A REST call through the ingress with an API key (and a Host header for tenant B). */
@@ -84,17 +69,6 @@ function rest(method, path, { key = credsA.apiKey, host, body } = {}) {
     if (data) r.write(data);
     r.end();
   });
-}
-
-/** Every visible form control has an accessible name (label, aria-label or aria-labelledby). */
-async function checkLabels(page, where) {
-  const unlabelled = await page.evaluate(() =>
-    [...document.querySelectorAll('input, select, textarea')]
-      .filter((el) => el.type !== 'hidden' && el.offsetParent !== null)
-      .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
-      .map((el) => el.outerHTML.slice(0, 80)),
-  );
-  assert(unlabelled.length === 0, `${where}: controls without a label: ${unlabelled.join(', ')}`);
 }
 
 async function signIn(page, email, password) {
@@ -140,21 +114,7 @@ const idpServer = createServer((req, res) => {
 await new Promise((r) => idpServer.listen(0, '127.0.0.1', r));
 const idpBase = `http://127.0.0.1:${idpServer.address().port}`;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--disable-dev-shm-usage',
-    `--host-resolver-rules=MAP ${hostB} 127.0.0.1`,
-  ],
-});
+const browser = await launchBrowser({ hostB });
 
 const stamp = Date.now();
 const appName = `e2e-dle-${stamp}`;
@@ -588,15 +548,7 @@ try {
 } catch (e) {
   failed++;
   console.log(`not ok ${passed + failed} - ${e.message}`);
-  for (const ctx of browser.contexts()) {
-    for (const p of ctx.pages()) {
-      try {
-        await snap(p, 'failure');
-      } catch {
-        // the page may be gone
-      }
-    }
-  }
+  await snapAll(browser, snap);
 } finally {
   await browser.close();
   idpServer.close();

@@ -14,48 +14,18 @@
 //
 // Environment: TSR_URL, TSR_CREDS (credentials.json of the tenant admin), E2E_ARTIFACTS,
 // CHROMIUM.
-import { chromium } from 'playwright-core';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { addChart, artifacts, assert, env, launchBrowser, screenshots, signInToHub, until } from './lib.mjs';
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set`);
-  return v;
-};
 const url = env('TSR_URL');
 const creds = JSON.parse(readFileSync(env('TSR_CREDS'), 'utf8'));
-const out = env('E2E_ARTIFACTS');
-mkdirSync(out, { recursive: true });
+const snap = screenshots(artifacts(), 'bookmarks-');
 
 let passed = 0;
-let shot = 0;
 const t0 = Date.now();
 function ok(msg) {
   passed++;
   console.log(`ok ${passed} - bookmarks: ${msg} (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
-}
-function assert(cond, msg) {
-  if (!cond) throw new Error(`assertion failed: ${msg}`);
-}
-async function snap(page, name) {
-  shot++;
-  await page.screenshot({ path: join(out, `bookmarks-${String(shot).padStart(2, '0')}-${name}.png`), fullPage: true });
-}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function until(what, fn, ms = 20_000) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
 }
 
 /** The hypercube of a chart object on the page: rows [[dimText, measureNum]] and measure titles. */
@@ -79,18 +49,6 @@ async function labels(cell, values) {
   );
 }
 
-/** Add a chart through the sheet's editor. */
-async function addChart(page, { type, dims = [], master = [] }) {
-  const ed = page.getByTestId('chart-editor');
-  await ed.getByTestId('chart-type').selectOption(type);
-  for (const d of dims) await ed.getByTestId('add-dimension').selectOption(d);
-  for (const m of master) await ed.getByTestId('add-master-measure').selectOption({ label: m });
-  const before = await page.locator(`[data-testid=cell-${type}]`).count();
-  await ed.getByTestId('add-chart').click();
-  await until(`a new ${type} on the sheet`, async () => (await page.locator(`[data-testid=cell-${type}]`).count()) > before);
-  return page.locator(`[data-testid=cell-${type}]`).nth(before).getAttribute('data-object-id');
-}
-
 /** Every visible control of a container has an accessible name (label, aria-label or text). */
 async function checkLabels(scope, what) {
   const unnamed = await scope.evaluate((root) =>
@@ -107,11 +65,7 @@ async function checkLabels(scope, what) {
 
 const SCRIPT = ['Sales: LOAD * INLINE [', 'Country, Sales', 'Sweden, 10', 'Sweden, 7', 'Norway, 20', 'Denmark, 5', '];', ''].join('\n');
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-});
+const browser = await launchBrowser();
 
 let page = null;
 try {
@@ -122,12 +76,7 @@ try {
   page.on('pageerror', (e) => pageErrors.push(String(e)));
 
   // ---- the hub: a shared space, a managed space, an app in the shared space ----------------
-  await page.goto(url + '/');
-  await page.getByLabel('Email').fill(creds.user);
-  await page.getByLabel('Password').fill(creds.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL('**/hub');
-  await page.locator('[data-testid=apps], [data-testid=apps-empty]').first().waitFor();
+  await signInToHub(page, url, creds);
   const stamp = Date.now();
   const shared = `Team ${stamp}`;
   const managed = `Published ${stamp}`;

@@ -14,50 +14,23 @@
 //
 // Environment: TSR_URL, TSR_CREDS (credentials.json), E2E_ARTIFACTS, CHROMIUM,
 // SALES_DIR (optional), SALES_REF (optional JSON {country, region, sales} for part 2).
-import { chromium } from 'playwright-core';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { addChart, artifacts, assert, env, launchBrowser, screenshots, signInToHub, until as waitUntil } from './lib.mjs';
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set`);
-  return v;
-};
 const url = env('TSR_URL');
 const creds = JSON.parse(readFileSync(env('TSR_CREDS'), 'utf8'));
-const out = env('E2E_ARTIFACTS');
+const snap = screenshots(artifacts());
 const salesDir = process.env.SALES_DIR || '';
-mkdirSync(out, { recursive: true });
 
 let passed = 0;
-let shot = 0;
 const t0 = Date.now();
 function ok(msg) {
   passed++;
   console.log(`ok ${passed} - ${msg} (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
 }
-function assert(cond, msg) {
-  if (!cond) throw new Error(`assertion failed: ${msg}`);
-}
-async function snap(page, name) {
-  shot++;
-  await page.screenshot({ path: join(out, `${String(shot).padStart(2, '0')}-${name}.png`), fullPage: true });
-}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function until(what, fn, ms = 20_000) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}: ${last instanceof Error ? last.message : JSON.stringify(last)} ${JSON.stringify(globalThis.lastRows ?? '')}`);
-}
+/** until() whose timeout also shows the last filter pane rows seen (globalThis.lastRows). */
+const until = (what, fn, ms) => waitUntil(what, fn, ms, () => JSON.stringify(globalThis.lastRows ?? ''));
 
 /** Doc methods over the app's QIX WebSocket from inside the page (the session cookie authenticates it). */
 async function qix(page, appId, steps) {
@@ -142,26 +115,6 @@ async function listboxRows(page, objectId) {
   }, objectId);
 }
 
-/** Add a chart through the sheet's editor. */
-async function addChart(page, { type, dims = [], measures = [], exprs = [] }) {
-  const ed = page.getByTestId('chart-editor');
-  await ed.getByTestId('chart-type').selectOption(type);
-  for (const d of dims) await ed.getByTestId('add-dimension').selectOption(d);
-  for (const [agg, field] of measures) {
-    await ed.getByTestId('measure-agg').selectOption(agg);
-    await ed.getByTestId('measure-field').selectOption(field);
-    await ed.getByTestId('add-measure').click();
-  }
-  for (const e of exprs) {
-    await ed.getByTestId('measure-expr').fill(e);
-    await ed.getByTestId('add-expr').click();
-  }
-  const before = await page.locator(`[data-testid=cell-${type}]`).count();
-  await ed.getByTestId('add-chart').click();
-  await until(`a new ${type} on the sheet`, async () => (await page.locator(`[data-testid=cell-${type}]`).count()) > before);
-  return page.locator(`[data-testid=cell-${type}]`).nth(before).getAttribute('data-object-id');
-}
-
 /** The x-axis labels of a bar chart cell (sn-bar-chart paints bars on canvas, labels in SVG):
  * the labels equal to the chart's dimension values, with where each bar stands. */
 async function bars(page, cell, values) {
@@ -175,11 +128,7 @@ async function bars(page, cell, values) {
   );
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-});
+const browser = await launchBrowser();
 
 let page = null;
 try {
@@ -190,12 +139,7 @@ try {
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
 
   // ---- sign in, create a space and an app in it -------------------------------------------
-  await page.goto(url + '/');
-  await page.getByLabel('Email').fill(creds.user);
-  await page.getByLabel('Password').fill(creds.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL('**/hub');
-  await page.locator('[data-testid=apps], [data-testid=apps-empty]').first().waitFor();
+  await signInToHub(page, url, creds);
   const stamp = Date.now();
   const spaceName = `Nebula space ${stamp}`;
   await page.getByRole('button', { name: 'Create space' }).click();

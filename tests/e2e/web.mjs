@@ -9,30 +9,24 @@
 //   TSR_B_CREDS      tenant B's admin as JSON ({user, password, apiKey})
 //   E2E_ARTIFACTS    directory for screenshots (created)
 //   CHROMIUM         browser binary (default /usr/bin/chromium)
-import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { request } from 'node:http';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { artifacts, assert, checkLabels, env, launchBrowser, screenshots, sleep, snapAll } from './lib.mjs';
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set`);
-  return v;
-};
 const urlA = env('TSR_URL');
 const port = new URL(urlA).port;
 const credsA = JSON.parse(readFileSync(env('TSR_CREDS'), 'utf8'));
 const hostB = env('TSR_B_HOST');
 const urlB = `http://${hostB}:${port}`;
 const credsB = JSON.parse(env('TSR_B_CREDS'));
-const out = env('E2E_ARTIFACTS');
-mkdirSync(out, { recursive: true });
+const out = artifacts();
+const snap = screenshots(out);
 
 let passed = 0;
 let failed = 0;
-let shot = 0;
 const t0 = Date.now();
 const log = [];
 
@@ -42,15 +36,6 @@ function ok(msg) {
   log.push(line);
   console.log(line);
 }
-function assert(cond, msg) {
-  if (!cond) throw new Error(`assertion failed: ${msg}`);
-}
-async function snap(page, name) {
-  shot++;
-  const file = join(out, `${String(shot).padStart(2, '0')}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  return file;
-}
 
 // ---- helpers outside the browser (curl-equivalent checks through the same ingress) --------
 
@@ -58,7 +43,6 @@ async function snap(page, name) {
 // nginx keeps identity's positive answers this long (deploy/local/stack): a revoked key or an
 // ended session is refused within it, not at once.
 const authnCacheMs = Number(process.env.TSR_AUTHN_CACHE_SECONDS ?? 5) * 1000;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function bearer(token, path = '/api/v1/users/me', base = urlA) {
   const code = execFileSync('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '10', '-H', `Authorization: Bearer ${token}`, base + path], { encoding: 'utf8' });
@@ -102,22 +86,8 @@ const stepNow = () => Math.floor(Date.now() / 1000 / 30);
 
 // ---- browser ---------------------------------------------------------------------------------
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--disable-dev-shm-usage',
-    // Tenant B is a second hostname of the same ingress (tenants are resolved by Host).
-    `--host-resolver-rules=MAP ${hostB} 127.0.0.1`,
-  ],
-});
+// Tenant B is a second hostname of the same ingress (tenants are resolved by Host).
+const browser = await launchBrowser({ hostB });
 
 /** Writes to /api/ from the page, and whether each carried the CSRF header. */
 function watchWrites(page) {
@@ -129,17 +99,6 @@ function watchWrites(page) {
     }
   });
   return writes;
-}
-
-/** Every visible form control has an accessible name (label, aria-label or aria-labelledby). */
-async function checkLabels(page, where) {
-  const unlabelled = await page.evaluate(() =>
-    [...document.querySelectorAll('input, select, textarea')]
-      .filter((el) => el.type !== 'hidden' && el.offsetParent !== null)
-      .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
-      .map((el) => el.outerHTML.slice(0, 80)),
-  );
-  assert(unlabelled.length === 0, `${where}: controls without a label: ${unlabelled.join(', ')}`);
 }
 
 async function signIn(page, email, password, { keyboard = false } = {}) {
@@ -601,15 +560,7 @@ try {
 } catch (e) {
   failed++;
   console.log(`not ok ${passed + failed} - ${e.message}`);
-  for (const ctx of browser.contexts()) {
-    for (const p of ctx.pages()) {
-      try {
-        await snap(p, 'failure');
-      } catch {
-        // the page may be gone
-      }
-    }
-  }
+  await snapAll(browser, snap);
 } finally {
   await browser.close();
 }

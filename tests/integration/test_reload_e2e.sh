@@ -13,6 +13,8 @@
 # switch (TSR_ENGINE_RELOAD_TEST_PAUSE_MS) while another takes the run over: continued, its
 # switch is refused by its stale fencing token and its result too (one reload.finished). And
 # @qlik/api queues a reload after the data file changed, polls it to SUCCEEDED, reads its log.
+# Last, the live log: polled with ?offset= during a reload of a bigger file, it shows the
+# statement and rows loaded before the reload ends.
 source "$TSR_SOURCE_DIR/tests/integration/lib.sh"
 
 NODE_DIR=$TSR_SOURCE_DIR/tests/qix-node
@@ -260,6 +262,54 @@ JS
 else
   echo "skip: tests/qlik-api-node/node_modules/@qlik/api missing"
 fi
+
+# ---- the live reload log ------------------------------------------------------------------------
+# A bigger data file, and a reloader that pauses 3 s before its version switch (after the script
+# ran, so the run stays RELOADING): a client polling the log with ?offset= (X-Tsr-Log-Size: the
+# next offset, X-Tsr-Reload-Status) sees the statement start and the rows loaded while the reload
+# is still RELOADING, then the rest; the pieces add up to the whole log.
+for p in "${R_PIDS[@]+"${R_PIDS[@]}"}"; do kill -CONT "$p" 2>/dev/null || true; kill -TERM "$p" 2>/dev/null || true; done
+for p in "${R_PIDS[@]+"${R_PIDS[@]}"}"; do wait "$p" 2>/dev/null || true; done
+awk 'BEGIN { print "Country,Amount"; for (i = 0; i < 1500000; i++) printf "C%d,%d\n", i % 5000, i % 1000 }' \
+  >"$A_STATE/sales-big.csv"
+it_expect_status "$A_URL/api/v1/data-files/$fid" 201 "${auth[@]}" -X PUT \
+  -F "File=@$A_STATE/sales-big.csv" -F 'Json={"name":"sales.csv"};type=application/json'
+start_reloader reloader-live TSR_ENGINE_RELOAD_TEST_PAUSE_MS=3000
+for _ in $(seq 100); do
+  curl -fs -o /dev/null "http://127.0.0.1:$((A_PORT + 9))/health/ready" && break
+  sleep 0.1
+done
+it_expect_status "$A_URL/api/v1/reloads" 201 "${auth[@]}" -H 'Content-Type: application/json' \
+  -X POST --data "{\"appId\":\"$app\"}"
+rid5=$(jq -r .id "$body")
+t0=$SECONDS
+live=$A_STATE/live.log
+hdrs=$A_STATE/live.hdrs
+: >"$live"
+off=0 st="" early="" polls=0
+for _ in $(seq 1200); do
+  code=$(curl -s -o "$A_STATE/live.part" -D "$hdrs" -w '%{http_code}' "${auth[@]}" \
+    "$A_URL/api/v1/apps/$app/reloads/logs/$rid5?offset=$off")
+  [ "$code" = 200 ] || it_fail "log poll: $code $(cat "$A_STATE/live.part")"
+  polls=$((polls + 1))
+  cat "$A_STATE/live.part" >>"$live"
+  off=$(tr -d '\r' <"$hdrs" | awk -F': ' 'tolower($1) == "x-tsr-log-size" { print $2 }')
+  st=$(tr -d '\r' <"$hdrs" | awk -F': ' 'tolower($1) == "x-tsr-reload-status" { print $2 }')
+  [ -n "$off" ] || it_fail "no X-Tsr-Log-Size: $(cat "$hdrs")"
+  if [ -z "$early" ] && [ "$st" = RELOADING ] && grep -q "rows" "$live" &&
+    grep -q "^line [0-9]*: Sales: LOAD" "$live"; then
+    early="$((SECONDS - t0)) s: $(grep -c . "$live") lines"
+  fi
+  case "$st" in SUCCEEDED | FAILED | CANCELED | EXCEEDED_LIMIT) break ;; esac
+  sleep 0.1
+done
+[ "$st" = SUCCEEDED ] || { tail -n 20 "$logs/reloader-live.log" >&2; it_fail "live reload: $st"; }
+[ -n "$early" ] || it_fail "no statement or rows line before the end: $(cat "$live")"
+grep -q "1500000 rows" "$live" || it_fail "live log: $(cat "$live")"
+it_expect_status "$A_URL/api/v1/apps/$app/reloads/logs/$rid5" 200 "${auth[@]}"
+sed 's/^/  log| /' "$live"
+cmp -s "$body" "$live" || it_fail "the pieces differ from the log: $(diff "$body" "$live" | head)"
+it_ok "live log: the statement start and rows loaded seen while RELOADING ($early), $polls incremental reads add up to the $(wc -c <"$live")-byte log"
 
 ls "$A_STATE"/engine/datafiles/.runs 2>/dev/null | grep -v "\.$doomed\$" | grep -q . &&
   it_fail "run folders left behind: $(ls "$A_STATE"/engine/datafiles/.runs)"

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -550,6 +551,123 @@ START_TEST(test_reload_pushes_change_to_other_sessions_and_error_keeps_data) {
     ck_assert_uint_eq(json_array_size(matrix(json_object_get(layout(&t, cube), "qHyperCube"))), 2);
     sess_close(&u);
     sess_close(&t);
+}
+END_TEST
+
+/* ---- the reloader's live log ------------------------------------------------------------------
+ */
+
+typedef struct {
+    tsr_buf_t text;      /* every on_log call, in order */
+    bool switched;       /* before_switch was called */
+    bool rows_before;    /* the rows line came before the version switch */
+    bool started_before; /* the statement's start line came before its rows line */
+} live_rec_t;
+
+static void rec_log(void *ud, const char *text, size_t len) {
+    live_rec_t *r = ud;
+    ck_assert_msg(len > 0 && text[len - 1] == '\n', "not whole lines: %.*s", (int)len, text);
+    size_t at = r->text.len;
+    ck_assert_int_eq(tsr_buf_append(&r->text, text, len), TSR_OK);
+    if (strstr(r->text.data + at, "Sales << INLINE: 4 rows") != NULL) {
+        r->rows_before = !r->switched;
+        r->started_before = strstr(r->text.data, "line 2: Sales: LOAD * INLINE [ Country") != NULL;
+    }
+}
+
+static void rec_switch(void *ud) {
+    ((live_rec_t *)ud)->switched = true;
+}
+
+START_TEST(test_reload_app_log_is_live_line_by_line) {
+    sess_t t;
+    sess_open(&t, E, "tA", "alice", "app1");
+    int doc = open_doc(&t, "app1");
+    json_t *script = json_pack("[s]", "// sales\n"
+                                      "Sales: LOAD * INLINE [\n"
+                                      "Country, Product, Amount\n"
+                                      "Sweden, A, 10\nSweden, B, 7\nNorway, A, 20\nDenmark, B, 5\n"
+                                      "];\n"
+                                      "LET n = 1;\n");
+    char *p = json_dumps(script, JSON_COMPACT);
+    call(&t, doc, "SetScript", p);
+    free(p);
+    json_decref(script);
+    call(&t, doc, "DoSave", "[]");
+    sess_close(&t);
+
+    live_rec_t rec = {0};
+    tsr_buf_init(&rec.text, 0);
+    tsr_engined_reload_opts_t o = {
+        .token = 7, .ud = &rec, .before_switch = rec_switch, .on_log = rec_log};
+    char *log = NULL;
+    tsr_error_t err = {0};
+    char data[128];
+    snprintf(data, sizeof data, "%s/data", dir);
+    (void)mkdir(data, 0700); /* the run folders go under the data folder */
+    tsr_err_t rc = tsr_engined_reload_app(E, "tA", "app1", &o, &log, &err);
+    ck_assert_msg(rc == TSR_OK, "reload: %s", err.msg);
+    ck_assert(rec.switched);
+    ck_assert_msg(rec.rows_before, "rows line only after the switch: %s", rec.text.data);
+    ck_assert_msg(rec.started_before, "no start line before the rows: %s", rec.text.data);
+    /* Start lines count the comment line; the LET statement has its own. */
+    ck_assert_ptr_nonnull(strstr(rec.text.data, "\nline 9: LET n = 1\n"));
+    ck_assert_ptr_nonnull(strstr(rec.text.data, "model version 7."));
+    /* The returned log is exactly what went out live. */
+    ck_assert_str_eq(log, rec.text.data);
+    free(log);
+    tsr_buf_cleanup(&rec.text);
+}
+END_TEST
+
+START_TEST(test_reload_app_long_statement_progress_lines_bounded) {
+    /* A data file big enough for its LOAD to outlast a 2 ms first progress interval. */
+    char path[256];
+    snprintf(path, sizeof path, "%s/data", dir);
+    (void)mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/data/tA", dir);
+    (void)mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/data/tA/big.csv", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("Country,Amount\n", f);
+    for (int i = 0; i < 400000; i++) {
+        fprintf(f, "C%d,%d\n", i % 5000, i % 1000);
+    }
+    ck_assert_int_eq(fclose(f), 0);
+    sess_t t;
+    sess_open(&t, E, "tA", "alice", "app1");
+    int doc = open_doc(&t, "app1");
+    call(&t, doc, "SetScript",
+         "[\"Big: LOAD * FROM [lib://DataFiles/big.csv] (txt, utf8, embedded labels, delimiter "
+         "is ',');\"]");
+    call(&t, doc, "DoSave", "[]");
+    sess_close(&t);
+
+    live_rec_t rec = {0};
+    tsr_buf_init(&rec.text, 0);
+    tsr_engined_reload_opts_t o = {.token = 3, .ud = &rec, .on_log = rec_log, .progress_ms = 2};
+    char *log = NULL;
+    tsr_error_t err = {0};
+    uint64_t t0 = tsr_mono_ms();
+    tsr_err_t rc = tsr_engined_reload_app(E, "tA", "app1", &o, &log, &err);
+    uint64_t took = tsr_mono_ms() - t0;
+    ck_assert_msg(rc == TSR_OK, "reload: %s", err.msg);
+    const char *start = strstr(log, "line 1: Big: LOAD * FROM");
+    const char *prog = strstr(log, "line 1: still running after ");
+    const char *rows = strstr(log, "400000 rows");
+    ck_assert_msg(start != NULL && rows != NULL, "log: %s", log);
+    ck_assert_msg(prog != NULL, "no progress line in %llu ms: %s", (unsigned long long)took, log);
+    ck_assert(start < prog && prog < rows);
+    /* Bounded: the interval doubles (2, 4, 8 ... ms), so few lines however long it runs. */
+    size_t n = 0;
+    for (const char *p = log; (p = strstr(p, "still running")) != NULL; p++) {
+        n++;
+    }
+    ck_assert_msg(n <= 16, "%zu progress lines in %llu ms", n, (unsigned long long)took);
+    ck_assert_str_eq(log, rec.text.data);
+    free(log);
+    tsr_buf_cleanup(&rec.text);
 }
 END_TEST
 
@@ -2047,6 +2165,103 @@ START_TEST(test_access_cache_coalesces_concurrent_questions) {
 }
 END_TEST
 
+/* One event applied to an access hook's cache: how many answers it dropped. */
+static size_t access_event(tsr_engined_access_t *a, const char *type, const char *tenant,
+                           const char *subject) {
+    tsr_event_t ev;
+    tsr_error_t err = {0};
+    ck_assert_int_eq(tsr_event_init(&ev, "/tessera/spaces", type, tenant, subject, NULL, &err),
+                     TSR_OK);
+    size_t n = tsr_engined_access_on_event(a, &ev);
+    tsr_event_cleanup(&ev);
+    return n;
+}
+
+START_TEST(test_access_cache_invalidated_by_events_per_app_and_tenant) {
+    counting_t c = {.answer = TSR_OK, .actions = TSR_ENGINED_READ};
+    pthread_mutex_init(&c.mu, NULL);
+    tsr_engined_access_t a = cached(&c, 600000);
+    tsr_engined_principal_t alice = {.tenant_id = "tA", .user_id = "alice", .roles = "User"},
+                            bob = {.tenant_id = "tA", .user_id = "bob", .roles = "User"},
+                            bert = {.tenant_id = "tB", .user_id = "alice", .roles = "User"};
+    unsigned acts = 0;
+    tsr_error_t err = {0};
+#define ASK(who, app) ck_assert_int_eq(a.decide(a.ud, &(who), (app), &acts, &err), TSR_OK)
+    ASK(alice, "app1");
+    ASK(bob, "app1");
+    ASK(alice, "app2");
+    ASK(bert, "app1"); /* the same app id and user id in tenant B */
+    ck_assert_int_eq(calls_of(&c), 4);
+    /* Nothing to do with access, or no tenant of ours: nothing dropped. */
+    ck_assert_uint_eq(access_event(&a, "com.tessera.v1.datafile.updated", "tA", "f1"), 0);
+    ck_assert_uint_eq(access_event(&a, "com.tessera.v1.reload.finished", "tA", "app1"), 0);
+    ck_assert_uint_eq(access_event(&a, "com.tessera.v1.user.created", "tA", "u1"), 0);
+    ck_assert_uint_eq(access_event(&a, "com.tessera.v1.app.deleted", "tC", "app1"), 0);
+    /* Tenant B's app event drops B's entry of app1 and none of A's. */
+    ck_assert_uint_eq(access_event(&a, "com.tessera.v1.app.deleted", "tB", "app1"), 1);
+    ASK(alice, "app1");
+    ASK(bob, "app1");
+    ck_assert_int_eq(calls_of(&c), 4);
+    ASK(bert, "app1");
+    ck_assert_int_eq(calls_of(&c), 5);
+    /* An app event of A: every user's entry of that app, not A's other apps. */
+    ck_assert_uint_eq(access_event(&a, "com.tessera.v1.app.updated", "tA", "app1"), 2);
+    ASK(alice, "app2");
+    ck_assert_int_eq(calls_of(&c), 5);
+    ASK(alice, "app1");
+    ASK(bob, "app1");
+    ck_assert_int_eq(calls_of(&c), 7);
+    /* A space or membership event of B drops all of B's entries and none of A's. */
+    ck_assert_uint_eq(access_event(&a, "com.tessera.v1.space.member.removed", "tB", "sp1"), 1);
+    ASK(alice, "app1");
+    ASK(alice, "app2");
+    ck_assert_int_eq(calls_of(&c), 7);
+    /* ... of A: all of A's (the answer does not say which space an app is in). */
+    ck_assert_uint_eq(access_event(&a, "com.tessera.v1.space.deleted", "tA", "sp1"), 3);
+    ck_assert_uint_eq(access_event(&a, "com.tessera.v1.group.updated", "tA", "g1"), 0);
+    ASK(alice, "app1");
+    ck_assert_int_eq(calls_of(&c), 8);
+    ck_assert_uint_eq(access_event(&a, "com.tessera.v1.group.updated", "tA", "g1"), 1);
+#undef ASK
+    a.close(a.ud);
+    pthread_mutex_destroy(&c.mu);
+}
+END_TEST
+
+typedef struct {
+    tsr_engined_access_t *a;
+    counting_t *c;
+} inval_ctx_t;
+
+static void *late_invalidate(void *ud) {
+    inval_ctx_t *k = ud;
+    sleep_ms(100); /* while the question is with spaces */
+    k->a->invalidate(k->a->ud, "tA", "app1");
+    return NULL;
+}
+
+START_TEST(test_access_answer_asked_across_an_event_is_not_kept) {
+    counting_t c = {.answer = TSR_OK, .actions = TSR_ENGINED_READ, .sleep_ms = 300};
+    pthread_mutex_init(&c.mu, NULL);
+    tsr_engined_access_t a = cached(&c, 600000);
+    tsr_engined_principal_t alice = {.tenant_id = "tA", .user_id = "alice"};
+    unsigned acts = 0;
+    inval_ctx_t k = {&a, &c};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, late_invalidate, &k), 0);
+    ck_assert_int_eq(a.decide(a.ud, &alice, "app1", &acts, NULL), TSR_OK);
+    pthread_join(th, NULL);
+    ck_assert_uint_eq(acts, TSR_ENGINED_READ); /* the asker gets its answer ... */
+    c.sleep_ms = 0;
+    ck_assert_int_eq(a.decide(a.ud, &alice, "app1", &acts, NULL), TSR_OK);
+    ck_assert_int_eq(calls_of(&c), 2); /* ... but it was not kept */
+    ck_assert_int_eq(a.decide(a.ud, &alice, "app1", &acts, NULL), TSR_OK);
+    ck_assert_int_eq(calls_of(&c), 2);
+    a.close(a.ud);
+    pthread_mutex_destroy(&c.mu);
+}
+END_TEST
+
 /* Child objects (children.c): a sheet's charts and a filter pane's listboxes. */
 static size_t child_count(sess_t *t, int h) {
     return json_array_size(json_object_get(json_object_get(layout(t, h), "qChildList"), "qItems"));
@@ -2168,6 +2383,8 @@ static Suite *engined_suite(void) {
     tcase_add_test(tc, test_objects_missing_persistent_properties_destroy);
     tcase_add_test(tc, test_reload_pushes_change_to_other_sessions_and_error_keeps_data);
     tcase_add_test(tc, test_app_persists_and_model_rebuilds_after_restart);
+    tcase_add_test(tc, test_reload_app_log_is_live_line_by_line);
+    tcase_add_test(tc, test_reload_app_long_statement_progress_lines_bounded);
     tcase_add_test(tc, test_data_files_from_tenant_area_and_model_file_survives_restart);
     tcase_add_test(tc, test_idle_apps_leave_memory_by_lru_and_load_again);
     tcase_add_test(tc, test_concurrent_sessions_during_reloads);
@@ -2181,6 +2398,8 @@ static Suite *engined_suite(void) {
     tcase_add_test(tc, test_alternate_states_keep_their_own_selections);
     tcase_add_test(tc, test_access_cache_hit_expiry_and_failures_not_cached);
     tcase_add_test(tc, test_access_cache_coalesces_concurrent_questions);
+    tcase_add_test(tc, test_access_cache_invalidated_by_events_per_app_and_tenant);
+    tcase_add_test(tc, test_access_answer_asked_across_an_event_is_not_kept);
     tcase_add_test(tc, test_access_from_spaces_429_and_timeout_fail_fast_and_are_not_cached);
     tcase_add_test(tc, test_app_export_download_import_round_trip_and_refusals);
     tcase_add_test(tc, test_app_export_needs_the_export_permission);

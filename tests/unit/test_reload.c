@@ -530,6 +530,65 @@ START_TEST(test_access_cached_until_invalidated) {
 }
 END_TEST
 
+static void queue_cancel_in(fx_t *fx, const char *tenant, const char *app) {
+    char body[64], path[160];
+    snprintf(body, sizeof body, "{\"appId\":\"%s\"}", app);
+    json_t *j = call(fx, tenant, "POST", "/api/v1/reloads", body, 201);
+    snprintf(path, sizeof path, "/api/v1/reloads/%s/actions/cancel", str_of(j, "id"));
+    json_decref(j);
+    json_decref(call(fx, tenant, "POST", path, NULL, 204));
+}
+
+/* One event of spaces applied to the access cache: how many decisions it dropped. */
+static size_t apply_event(fx_t *fx, const char *type, const char *tenant, const char *subject) {
+    tsr_event_t ev;
+    tsr_error_t err;
+    ck_assert_int_eq(tsr_event_init(&ev, "/tessera/spaces", type, tenant, subject, NULL, &err),
+                     TSR_OK);
+    size_t n = tsr_reload_access_on_event(fx->r, &ev);
+    tsr_event_cleanup(&ev);
+    return n;
+}
+
+START_TEST(test_access_events_drop_app_or_tenant_never_another_tenant) {
+    fx_t fx;
+    fx_init(&fx);
+    g_access_calls = 0;
+    queue_cancel_in(&fx, "ta", "app1");
+    json_decref(call(&fx, "ta", "POST", "/api/v1/reloads", "{\"appId\":\"ro1\"}", 403));
+    queue_cancel_in(&fx, "tb", "app1"); /* the same app id in another tenant */
+    ck_assert_int_eq(g_access_calls, 3);
+    /* Events that change no access drop nothing. */
+    ck_assert_uint_eq(apply_event(&fx, "com.tessera.v1.datafile.created", "ta", "f1"), 0);
+    ck_assert_uint_eq(apply_event(&fx, "com.tessera.v1.reload.finished", "ta", "app1"), 0);
+    ck_assert_uint_eq(apply_event(&fx, "com.tessera.v1.app.deleted", "tc", "app1"), 0);
+    /* Tenant b's app event drops b's decision on app1 only: a's stays. */
+    ck_assert_uint_eq(apply_event(&fx, "com.tessera.v1.app.deleted", "tb", "app1"), 1);
+    queue_cancel_in(&fx, "ta", "app1");
+    ck_assert_int_eq(g_access_calls, 3);
+    queue_cancel_in(&fx, "tb", "app1");
+    ck_assert_int_eq(g_access_calls, 4);
+    /* An app event drops that app's decisions, not the tenant's other apps. */
+    ck_assert_uint_eq(apply_event(&fx, "com.tessera.v1.app.updated", "ta", "ro1"), 1);
+    queue_cancel_in(&fx, "ta", "app1");
+    ck_assert_int_eq(g_access_calls, 4);
+    json_decref(call(&fx, "ta", "POST", "/api/v1/reloads", "{\"appId\":\"ro1\"}", 403));
+    ck_assert_int_eq(g_access_calls, 5);
+    /* A membership change in b's space drops all of b's decisions and none of a's. */
+    ck_assert_uint_eq(apply_event(&fx, "com.tessera.v1.space.member.removed", "tb", "sp1"), 1);
+    queue_cancel_in(&fx, "ta", "app1");
+    ck_assert_int_eq(g_access_calls, 5);
+    /* ... and in a's: both of a's decisions go. */
+    ck_assert_uint_eq(apply_event(&fx, "com.tessera.v1.space.member.removed", "ta", "sp1"), 2);
+    queue_cancel_in(&fx, "ta", "app1");
+    ck_assert_int_eq(g_access_calls, 6);
+    /* Identity: a group change drops the tenant's decisions; a login-ish event nothing. */
+    ck_assert_uint_eq(apply_event(&fx, "com.tessera.v1.group.updated", "ta", "g1"), 1);
+    ck_assert_uint_eq(apply_event(&fx, "com.tessera.v1.user.created", "ta", "u9"), 0);
+    fx_cleanup(&fx);
+}
+END_TEST
+
 START_TEST(test_post_reload_same_app_twice_409) {
     fx_t fx;
     fx_init(&fx);
@@ -1431,6 +1490,194 @@ END_TEST
 
 /* ---- suite ----------------------------------------------------------------------------------- */
 
+/* ---- the live reload log -------------------------------------------------------------------- */
+
+/* GET the log as text (want: the status); *size_out (may be NULL) the X-Tsr-Log-Size header.
+ * Returned-owned body. */
+static char *get_log(fx_t *fx, const char *tenant, const char *app, const char *id, long offset,
+                     unsigned want, long *size_out, char *status_out, size_t status_n) {
+    tsr_httpd_response_t resp;
+    char path[256];
+    if (offset >= 0) {
+        snprintf(path, sizeof path, "/api/v1/apps/%s/reloads/logs/%s?offset=%ld", app, id, offset);
+    } else {
+        snprintf(path, sizeof path, "/api/v1/apps/%s/reloads/logs/%s", app, id);
+    }
+    const char *hdr[] = {"Host",        "reload.test",   "X-Tsr-Tenant-Id",
+                         tenant,        "X-Tsr-User-Id", "u1",
+                         "X-Tsr-Roles", "User",          NULL};
+    tsr_httpd_inject(fx->h, "GET", path, hdr, NULL, 0, &resp);
+    ck_assert_msg(resp.status == want, "GET %s: status %u want %u: %s", path, resp.status, want,
+                  resp.body);
+    if (size_out != NULL) {
+        const char *v = json_string_value(json_object_get(resp.headers, "x-tsr-log-size"));
+        *size_out = v != NULL ? strtol(v, NULL, 10) : -1;
+    }
+    if (status_out != NULL) {
+        const char *v = json_string_value(json_object_get(resp.headers, "x-tsr-reload-status"));
+        snprintf(status_out, status_n, "%s", v != NULL ? v : "");
+    }
+    char *body = tsr_xstrndup(resp.body != NULL ? resp.body : "", resp.body_len);
+    tsr_httpd_response_cleanup(&resp);
+    return body;
+}
+
+static atomic_int g_live_step; /* 1: first lines logged; 2: the test saw them, go on */
+
+static tsr_err_t job_live(void *ud, tsr_reload_run_t *run, const char *tenant, const char *app,
+                          bool partial, tsr_error_t *err) {
+    (void)ud;
+    (void)tenant;
+    (void)partial;
+    (void)err;
+    tsr_reload_run_log(run, "line 1: LOAD * FROM [lib://DataFiles/%s.csv]", app);
+    tsr_reload_run_log_text(run, "big << big.csv: 1000 rows, 2 fields, 1.0 ms\n", 44);
+    atomic_store(&g_live_step, 1);
+    for (int i = 0; i < 1000 && atomic_load(&g_live_step) != 2; i++) {
+        sleep_ms(10);
+    }
+    tsr_reload_run_log(run, "--- 1 tables, 2 fields");
+    return TSR_OK;
+}
+
+START_TEST(test_worker_log_live_before_finish_incremental_other_tenant_404) {
+    fx_t fx;
+    pthread_t t;
+    char path[160], status[32];
+    long size = 0;
+    fx_init(&fx);
+    atomic_store(&g_live_step, 0);
+    char *id = queue(&fx, "app1");
+    bg_t b = {.fx = &fx, .id = id, .o = wopts(&fx), .job = job_live};
+    b.o.log_flush_ms = 50;
+    b.o.heartbeat_ms = 100;
+    ck_assert_int_eq(pthread_create(&t, NULL, bg_main, &b), 0);
+    while (atomic_load(&g_live_step) == 0) {
+        sleep_ms(5);
+    }
+    /* The log is readable while the reload runs: poll until the flush stored it. */
+    char *body = NULL;
+    for (int i = 0; i < 200; i++) {
+        free(body);
+        body = get_log(&fx, "ta", "app1", id, -1, 200, &size, status, sizeof status);
+        if (strstr(body, "1000 rows") != NULL) {
+            break;
+        }
+        sleep_ms(10);
+    }
+    ck_assert_msg(strstr(body, "line 1: LOAD * FROM [lib://DataFiles/app1.csv]\n") == body,
+                  "live log: %s", body);
+    ck_assert_ptr_nonnull(strstr(body, "big << big.csv: 1000 rows"));
+    ck_assert_str_eq(status, "RELOADING");
+    ck_assert_int_eq(size, (long)strlen(body));
+    free(body);
+    /* GET /reloads/{id} carries the live log too. */
+    snprintf(path, sizeof path, "/api/v1/reloads/%s", id);
+    json_t *j = call(&fx, "ta", "GET", path, NULL, 200);
+    ck_assert_str_eq(str_of(j, "status"), "RELOADING");
+    ck_assert_ptr_nonnull(strstr(str_of(j, "log"), "1000 rows"));
+    json_decref(j);
+    /* Incremental: nothing new past the end; another tenant and another app: 404. */
+    body = get_log(&fx, "ta", "app1", id, size, 200, NULL, NULL, 0);
+    ck_assert_str_eq(body, "");
+    free(body);
+    free(get_log(&fx, "tb", "app1", id, -1, 404, NULL, NULL, 0));
+    free(get_log(&fx, "tb", "app1", id, 0, 404, NULL, NULL, 0));
+    free(get_log(&fx, "ta", "app2", id, 0, 404, NULL, NULL, 0));
+    free(get_log(&fx, "ta", "app1", id, -1, 200, NULL, NULL, 0));
+    snprintf(path, sizeof path, "/api/v1/reloads/%s", id);
+    json_decref(call(&fx, "tb", "GET", path, NULL, 404));
+    atomic_store(&g_live_step, 2);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(b.rc, TSR_OK);
+    ck_assert_int_eq(b.out, TSR_RELOAD_RUN_FINISHED);
+    /* After the end: the rest from the offset read before, and the whole log at offset 0. */
+    long total = 0;
+    body = get_log(&fx, "ta", "app1", id, size, 200, &total, status, sizeof status);
+    ck_assert_str_eq(body, "--- 1 tables, 2 fields\n");
+    ck_assert_str_eq(status, "SUCCEEDED");
+    ck_assert_int_eq(total, size + (long)strlen(body));
+    free(body);
+    body = get_log(&fx, "ta", "app1", id, 0, 200, NULL, NULL, 0);
+    ck_assert_int_eq((long)strlen(body), total);
+    ck_assert_ptr_nonnull(strstr(body, "line 1: LOAD"));
+    free(body);
+    /* A bad offset: 400 in the error shape, nothing else. */
+    snprintf(path, sizeof path, "/api/v1/apps/app1/reloads/logs/%s?offset=-1", id);
+    json_t *e = call(&fx, "ta", "GET", path, NULL, 400);
+    ck_assert_ptr_nonnull(json_object_get(e, "errors"));
+    json_decref(e);
+    snprintf(path, sizeof path, "/api/v1/apps/app1/reloads/logs/%s?offset=abc", id);
+    json_decref(call(&fx, "ta", "GET", path, NULL, 400));
+    free(id);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+static tsr_err_t job_chatty(void *ud, tsr_reload_run_t *run, const char *tenant, const char *app,
+                            bool partial, tsr_error_t *err) {
+    (void)ud;
+    (void)tenant;
+    (void)app;
+    (void)partial;
+    (void)err;
+    for (int i = 0; i < 200; i++) {
+        tsr_reload_run_log(run, "table T%03d: 12345 rows", i); /* 23 bytes a line */
+    }
+    /* Multi-byte text across the cap is cut at a character boundary (the log stays UTF-8). */
+    tsr_reload_run_log(run, "%s", "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9");
+    char big[4096];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    tsr_reload_run_log(run, "%s", big); /* longer than the cap on its own */
+    return TSR_OK;
+}
+
+START_TEST(test_worker_log_capped_with_truncation_marker) {
+    fx_t fx;
+    tsr_error_t err;
+    tsr_reload_run_outcome_t out;
+    fx_init(&fx);
+    char *id = queue(&fx, "app1");
+    tsr_reload_worker_opts_t o = wopts(&fx);
+    o.log_max_bytes = 1001; /* 43 whole lines and 12 bytes */
+    ck_assert_int_eq(tsr_reload_worker_run(&o, "ta", id, job_chatty, NULL, &out, &err), TSR_OK);
+    ck_assert_int_eq(out, TSR_RELOAD_RUN_FINISHED);
+    json_t *d = get_doc(&fx, TSR_RL__C_RELOADS, id);
+    ck_assert_str_eq(str_of(d, "status"), "SUCCEEDED");
+    const char *log = str_of(d, "log");
+    char marker[128];
+    snprintf(marker, sizeof marker, "%s (1001 bytes)\n", TSR_RELOAD_LOG_TRUNCATED);
+    size_t n = strlen(log);
+    ck_assert_msg(n <= 1001 + 1 + strlen(marker), "log of %zu bytes", n);
+    ck_assert_msg(n > 1000, "log of %zu bytes", n);
+    ck_assert(strncmp(log, "table T000: 12345 rows\ntable T001", 33) == 0);
+    ck_assert_str_eq(log + n - strlen(marker), marker);
+    ck_assert_ptr_nonnull(strstr(log, "table T042: 12345 rows\ntable T043: \n"));
+    ck_assert_ptr_null(strstr(log, "table T044"));
+    ck_assert_ptr_null(strstr(log, "xxxx"));
+    ck_assert_ptr_eq(strstr(log, "truncated"), strrchr(log, '\xa6') + 2); /* one marker */
+    /* The log endpoint serves the same capped text. */
+    char *body = get_log(&fx, "ta", "app1", id, 0, 200, NULL, NULL, 0);
+    ck_assert_str_eq(body, log);
+    free(body);
+    json_decref(d);
+    /* A UTF-8 character is never split at the cap. */
+    char *id2 = queue(&fx, "app2");
+    o.log_max_bytes = 200 * 23 + 5; /* the cap falls inside the third é */
+    ck_assert_int_eq(tsr_reload_worker_run(&o, "ta", id2, job_chatty, NULL, &out, &err), TSR_OK);
+    d = get_doc(&fx, TSR_RL__C_RELOADS, id2);
+    log = str_of(d, "log");
+    ck_assert_ptr_nonnull(log); /* stored: still valid UTF-8 */
+    ck_assert_ptr_nonnull(strstr(log, "table T199: 12345 rows\n\xc3\xa9\xc3\xa9\n"));
+    ck_assert_ptr_nonnull(strstr(log, "truncated"));
+    json_decref(d);
+    free(id2);
+    free(id);
+    fx_cleanup(&fx);
+}
+END_TEST
+
 static Suite *reload_suite(void) {
     Suite *s = suite_create("reload");
     TCase *tc = tcase_create("schedule");
@@ -1449,6 +1696,7 @@ static Suite *reload_suite(void) {
     tcase_add_test(tc, test_post_reload_validation_and_access);
     tcase_add_test(tc, test_post_reload_same_app_twice_409);
     tcase_add_test(tc, test_access_cached_until_invalidated);
+    tcase_add_test(tc, test_access_events_drop_app_or_tenant_never_another_tenant);
     tcase_add_test(tc, test_access_spaces_maps_answers);
     tcase_add_test(tc, test_post_reload_tenant_limit_429);
     tcase_add_test(tc, test_cancel_queued_204_then_409);
@@ -1479,6 +1727,8 @@ static Suite *reload_suite(void) {
     tcase_add_test(tc, test_worker_max_run_time_exceeded_limit);
     tcase_add_test(tc, test_worker_stale_token_late_result_refused);
     tcase_add_test(tc, test_worker_sigkill_mid_reload_retried_once_succeeded);
+    tcase_add_test(tc, test_worker_log_live_before_finish_incremental_other_tenant_404);
+    tcase_add_test(tc, test_worker_log_capped_with_truncation_marker);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -99,6 +99,60 @@ export function Dialog({ title, open, onClose, children }: { title: string; open
   );
 }
 
+/** An action that asks before it acts (delete, revoke): its button, and once pressed
+ * "Yes, …" (focused) beside a way back. asking: the question is showing. */
+export function ConfirmButton({
+  asking,
+  onAsk,
+  onConfirm,
+  onCancel,
+  label,
+  ariaLabel,
+  confirmLabel = 'Yes, delete',
+  cancelLabel = 'Cancel',
+  groupLabel,
+}: {
+  asking: boolean;
+  onAsk: () => void;
+  onConfirm: () => void;
+  onCancel: () => void;
+  label: string;
+  ariaLabel: string;
+  confirmLabel?: string;
+  cancelLabel?: string;
+  /** Names the question as a group (role="group") when given. */
+  groupLabel?: string;
+}) {
+  return asking ? (
+    <span className="confirm" role={groupLabel ? 'group' : undefined} aria-label={groupLabel}>
+      <button type="button" className="danger" onClick={onConfirm} autoFocus>
+        {confirmLabel}
+      </button>
+      <button type="button" onClick={onCancel}>
+        {cancelLabel}
+      </button>
+    </span>
+  ) : (
+    <button type="button" onClick={onAsk} aria-label={ariaLabel}>
+      {label}
+    </button>
+  );
+}
+
+/** A dialog form's buttons: submit (disabled and busyLabel while busy) and Cancel. */
+export function SubmitCancel({ busy, label, busyLabel, onCancel }: { busy: boolean; label: string; busyLabel: string; onCancel: () => void }) {
+  return (
+    <div className="actions">
+      <button type="submit" className="primary" disabled={busy} aria-busy={busy}>
+        {busy ? busyLabel : label}
+      </button>
+      <button type="button" onClick={onCancel}>
+        Cancel
+      </button>
+    </div>
+  );
+}
+
 export function Spinner({ label }: { label: string }) {
   return (
     <p className="loading" role="status" aria-live="polite">

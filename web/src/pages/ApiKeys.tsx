@@ -3,7 +3,7 @@
 // deleted; a TenantAdmin revoking someone else's key marks it revoked).
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { api, linkPath, type ApiKey, type Page, type User } from '../api';
-import { Dialog, errorText, Field, formatDate, Notice, SelectField, Spinner } from '../components';
+import { ConfirmButton, Dialog, errorText, Field, formatDate, Notice, SelectField, Spinner } from '../components';
 import { useSession } from '../session';
 
 const EXPIRIES: { value: string; label: string }[] = [
@@ -189,21 +189,18 @@ export function ApiKeys() {
                   <td>{formatDate(k.created)}</td>
                   <td>{k.expiry ? formatDate(k.expiry) : 'Never'}</td>
                   <td className="cell-actions">
-                    {k.status === 'active' &&
-                      (confirming === k.id ? (
-                        <span className="confirm" role="group" aria-label={`Confirm revoking ${k.description}`}>
-                          <button type="button" className="danger" onClick={() => void revoke(k)} autoFocus>
-                            Yes, revoke
-                          </button>
-                          <button type="button" onClick={() => setConfirming(null)}>
-                            Cancel
-                          </button>
-                        </span>
-                      ) : (
-                        <button type="button" onClick={() => setConfirming(k.id)} aria-label={`Revoke ${k.description}`}>
-                          Revoke
-                        </button>
-                      ))}
+                    {k.status === 'active' && (
+                      <ConfirmButton
+                        asking={confirming === k.id}
+                        onAsk={() => setConfirming(k.id)}
+                        onConfirm={() => void revoke(k)}
+                        onCancel={() => setConfirming(null)}
+                        label="Revoke"
+                        ariaLabel={`Revoke ${k.description}`}
+                        confirmLabel="Yes, revoke"
+                        groupLabel={`Confirm revoking ${k.description}`}
+                      />
+                    )}
                   </td>
                 </tr>
               ))}

@@ -241,6 +241,26 @@ interface BookmarkListLayout {
   qBookmarkList: { qItems: { qInfo: { qId: string }; qMeta?: { createdDate?: string }; qData: { title?: string; description?: string } }[] };
 }
 
+/** The top of a side panel: its title with a close button, then its error and its status. */
+function PanelTop(props: { titleId: string; title: string; closeLabel: string; onClose: () => void; error: string | null; status: string | null; statusTestId: string }) {
+  return (
+    <>
+      <div className="panel-head">
+        <h2 id={props.titleId}>{props.title}</h2>
+        <button type="button" aria-label={props.closeLabel} onClick={props.onClose}>
+          ✕
+        </button>
+      </div>
+      {props.error && <Notice kind="error">{props.error}</Notice>}
+      {props.status && (
+        <Notice kind="success" testId={props.statusTestId}>
+          {props.status}
+        </Notice>
+      )}
+    </>
+  );
+}
+
 /** The user's bookmarks (a BookmarkList session object): create from the current selections,
  * apply, delete. */
 function BookmarksPanel({ conn, onClose }: { conn: Connection; onClose: () => void }) {
@@ -288,18 +308,7 @@ function BookmarksPanel({ conn, onClose }: { conn: Connection; onClose: () => vo
   };
   return (
     <section id="bookmarks-panel" className="side-panel" aria-labelledby="bookmarks-title" data-testid="bookmarks-panel">
-      <div className="panel-head">
-        <h2 id="bookmarks-title">Bookmarks</h2>
-        <button type="button" aria-label="Close bookmarks" onClick={onClose}>
-          ✕
-        </button>
-      </div>
-      {error && <Notice kind="error">{error}</Notice>}
-      {status && (
-        <Notice kind="success" testId="bookmark-status">
-          {status}
-        </Notice>
-      )}
+      <PanelTop titleId="bookmarks-title" title="Bookmarks" closeLabel="Close bookmarks" onClose={onClose} error={error} status={status} statusTestId="bookmark-status" />
       {!layout ? (
         <Spinner label="Loading bookmarks…" />
       ) : items.length === 0 ? (
@@ -426,18 +435,7 @@ function MeasuresPanel({ conn, onClose }: { conn: Connection; onClose: () => voi
   };
   return (
     <section id="measures-panel" className="side-panel" aria-labelledby="measures-title" data-testid="measures-panel">
-      <div className="panel-head">
-        <h2 id="measures-title">Master measures</h2>
-        <button type="button" aria-label="Close master measures" onClick={onClose}>
-          ✕
-        </button>
-      </div>
-      {error && <Notice kind="error">{error}</Notice>}
-      {status && (
-        <Notice kind="success" testId="measure-status">
-          {status}
-        </Notice>
-      )}
+      <PanelTop titleId="measures-title" title="Master measures" closeLabel="Close master measures" onClose={onClose} error={error} status={status} statusTestId="measure-status" />
       {!layout ? (
         <Spinner label="Loading master measures…" />
       ) : items.length === 0 ? (

@@ -4,7 +4,7 @@
 // the upload, deleted with DELETE /api/v1/data-files/{id} where the caller may.
 import { useCallback, useEffect, useId, useRef, useState } from 'react';
 import { api, csrfTokenNow, xhrError, type Item, type Page } from '../api';
-import { errorText, formatDate, Notice } from '../components';
+import { ConfirmButton, errorText, formatDate, Notice } from '../components';
 
 const PERSONAL = 'personal';
 
@@ -141,21 +141,16 @@ export function DataFiles({ spaceId, canUpload }: { spaceId: string; canUpload: 
                   <td>{size(f.resourceSize?.appFile ?? f.size)}</td>
                   <td>{formatDate(f.updatedAt ?? f.createdAt)}</td>
                   <td className="cell-actions">
-                    {(f.actions ?? []).includes('delete') &&
-                      (confirming === f.id ? (
-                        <span className="confirm">
-                          <button type="button" className="danger" onClick={() => void remove(f)} autoFocus>
-                            Yes, delete
-                          </button>
-                          <button type="button" onClick={() => setConfirming(null)}>
-                            Cancel
-                          </button>
-                        </span>
-                      ) : (
-                        <button type="button" onClick={() => setConfirming(f.id)} aria-label={`Delete ${f.name}`}>
-                          Delete
-                        </button>
-                      ))}
+                    {(f.actions ?? []).includes('delete') && (
+                      <ConfirmButton
+                        asking={confirming === f.id}
+                        onAsk={() => setConfirming(f.id)}
+                        onConfirm={() => void remove(f)}
+                        onCancel={() => setConfirming(null)}
+                        label="Delete"
+                        ariaLabel={`Delete ${f.name}`}
+                      />
+                    )}
                   </td>
                 </tr>
               ))}

@@ -1,8 +1,11 @@
 // The data load editor of one app (/apps/<id>/load-script): the load script over the engine's
 // QIX socket (OpenDoc, GetScript; Save = SetScript + DoSave), edited in a textarea laid over a
 // highlighted copy with line numbers. "Save and reload" queues a reload with the reload
-// service (POST /api/v1/reloads) and polls it (GET /api/v1/reloads/{id}, which carries the
-// log) into a live progress and log panel; a failed reload's "line N" points at the script.
+// service (POST /api/v1/reloads) and polls it (GET /api/v1/reloads/{id}?log=false for the
+// status, and the live log incrementally: GET /api/v1/apps/{appId}/reloads/logs/{id}?offset=N,
+// X-Tsr-Log-Size the next offset) into a progress and log panel whose lines (statement started,
+// rows loaded, "still running") appear while the script runs; a failed reload's "line N" points
+// at the script.
 import { useCallback, useEffect, useMemo, useRef, useState, type KeyboardEvent, type RefObject } from 'react';
 import { api, ApiError } from '../api';
 import { errorText, Notice, Spinner } from '../components';
@@ -125,6 +128,33 @@ interface Reload {
 
 const ACTIVE = ['QUEUED', 'RELOADING', 'CANCELING'];
 
+// The live log's own "line N: <statement>" / "line N: still running" lines name where a statement
+// starts, not an error: left out when looking for the error's line.
+function withoutProgress(log: string | undefined): string | undefined {
+  return log
+    ?.split('\n')
+    .filter((l) => !/^line \d+: /.test(l))
+    .join('\n');
+}
+
+// The log from byte offset on (the log only grows); null when it cannot be read (then the
+// status poll's own log is used).
+async function readLog(appId: string, id: string, offset: number): Promise<{ bytes: Uint8Array; next: number } | null> {
+  try {
+    const res = await fetch(`/api/v1/apps/${encodeURIComponent(appId)}/reloads/logs/${encodeURIComponent(id)}?offset=${offset}`, {
+      credentials: 'same-origin',
+      cache: 'no-store',
+      headers: { Accept: 'text/plain' },
+    });
+    if (!res.ok) return null;
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    const size = Number(res.headers.get('X-Tsr-Log-Size'));
+    return { bytes, next: Number.isFinite(size) && size >= offset ? size : offset + bytes.length };
+  } catch {
+    return null;
+  }
+}
+
 function ScriptEditor(props: {
   value: string;
   onChange: (v: string) => void;
@@ -206,6 +236,8 @@ export function DataLoadEditor({ appId }: { appId: string }) {
   const [attempt, setAttempt] = useState(0);
   const textarea = useRef<HTMLTextAreaElement>(null);
   const timer = useRef<number | undefined>(undefined);
+  const logRef = useRef<HTMLPreElement>(null);
+  const logState = useRef({ id: '', offset: 0, text: '', decoder: new TextDecoder() });
 
   useEffect(() => {
     document.title = `Data load editor${name ? ` · ${name}` : ''} · Tessera`;
@@ -285,18 +317,39 @@ export function DataLoadEditor({ appId }: { appId: string }) {
     }
   }, [conn, script]);
 
-  const poll = useCallback((id: string) => {
-    timer.current = window.setTimeout(async () => {
-      setNow(Date.now());
-      try {
-        const r = await api<Reload>('GET', `/api/v1/reloads/${encodeURIComponent(id)}?log=true`);
-        setReload(r);
-        if (ACTIVE.includes(r.status)) poll(id);
-      } catch (e) {
-        setError(errorText(e));
-      }
-    }, 700);
-  }, []);
+  const poll = useCallback(
+    (id: string) => {
+      timer.current = window.setTimeout(async () => {
+        setNow(Date.now());
+        try {
+          const r = await api<Reload>('GET', `/api/v1/reloads/${encodeURIComponent(id)}?log=false`);
+          const ls = logState.current;
+          if (ls.id !== id) logState.current = { id, offset: 0, text: '', decoder: new TextDecoder() };
+          // Read the log after the status: a terminal status means the whole log is stored.
+          const part = await readLog(appId, id, logState.current.offset);
+          let log: string | undefined;
+          if (part) {
+            logState.current.text += logState.current.decoder.decode(part.bytes, { stream: true });
+            logState.current.offset = part.next;
+            log = logState.current.text;
+          } else {
+            log = (await api<Reload>('GET', `/api/v1/reloads/${encodeURIComponent(id)}?log=true`)).log;
+          }
+          setReload({ ...r, log });
+          if (ACTIVE.includes(r.status)) poll(id);
+        } catch (e) {
+          setError(errorText(e));
+        }
+      }, 500);
+    },
+    [appId],
+  );
+
+  // New lines scroll into view while the reload runs.
+  useEffect(() => {
+    const el = logRef.current;
+    if (el && reload && ACTIVE.includes(reload.status)) el.scrollTop = el.scrollHeight;
+  }, [reload]);
 
   const saveAndReload = async () => {
     const saving = dirty;
@@ -316,7 +369,7 @@ export function DataLoadEditor({ appId }: { appId: string }) {
 
   const running = reload !== null && ACTIVE.includes(reload.status);
   const failed = reload !== null && !running && reload.status !== 'SUCCEEDED';
-  const where = failed ? errorLine(reload?.errorMessage, reload?.log) : null;
+  const where = failed ? errorLine(reload?.errorMessage, withoutProgress(reload?.log)) : null;
   const lineCount = script === null ? 0 : script.split('\n').length;
   const errorAt = where && where.line <= lineCount && !dirty ? where.line : null;
 
@@ -402,8 +455,8 @@ export function DataLoadEditor({ appId }: { appId: string }) {
             </p>
           )}
           <h3 id="reload-log-title">Log</h3>
-          <pre className="reload-log" role="log" aria-labelledby="reload-log-title" tabIndex={0} data-testid="dle-log">
-            {reload.log || (running ? 'The log appears when the reloader has run the script…' : '(no log)')}
+          <pre ref={logRef} className="reload-log" role="log" aria-labelledby="reload-log-title" tabIndex={0} data-testid="dle-log">
+            {reload.log || (running ? 'Waiting for the reloader’s first lines…' : '(no log)')}
           </pre>
         </div>
       )}

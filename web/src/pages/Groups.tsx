@@ -2,7 +2,7 @@
 // roles), delete. Membership is edited per user (Users → Edit).
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { api, linkPath, type Page, type Role } from '../api';
-import { errorText, Field, formatDate, Notice, Spinner } from '../components';
+import { ConfirmButton, errorText, Field, formatDate, Notice, Spinner } from '../components';
 import { useSession } from '../session';
 import { ASSIGNABLE } from './Users';
 
@@ -144,20 +144,14 @@ export function Groups() {
                   </td>
                   <td>{formatDate(g.createdAt)}</td>
                   <td className="cell-actions">
-                    {confirming === g.id ? (
-                      <span className="confirm">
-                        <button type="button" className="danger" onClick={() => void remove(g)} autoFocus>
-                          Yes, delete
-                        </button>
-                        <button type="button" onClick={() => setConfirming(null)}>
-                          Cancel
-                        </button>
-                      </span>
-                    ) : (
-                      <button type="button" onClick={() => setConfirming(g.id)} aria-label={`Delete group ${g.name}`}>
-                        Delete
-                      </button>
-                    )}
+                    <ConfirmButton
+                      asking={confirming === g.id}
+                      onAsk={() => setConfirming(g.id)}
+                      onConfirm={() => void remove(g)}
+                      onCancel={() => setConfirming(null)}
+                      label="Delete"
+                      ariaLabel={`Delete group ${g.name}`}
+                    />
                   </td>
                 </tr>
               ))}

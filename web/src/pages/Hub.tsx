@@ -5,7 +5,7 @@
 // not deployed (404/501/503 from /api/v1/spaces) the hub says so instead of failing.
 import { useCallback, useEffect, useMemo, useState, type FormEvent } from 'react';
 import { api, ApiError, linkPath, type Item, type NxApp, type Page, type Space } from '../api';
-import { Dialog, errorText, Field, formatDate, Notice, SelectField, Spinner } from '../components';
+import { Dialog, errorText, Field, formatDate, Notice, SelectField, Spinner, SubmitCancel } from '../components';
 import { appPath } from './AppTabs';
 import { DataFiles } from './DataFiles';
 import { Reloads } from './Reloads';
@@ -358,14 +358,7 @@ function CreateAppDialog(props: { open: boolean; spaces: Space[]; personal: bool
             </option>
           ))}
         </SelectField>
-        <div className="actions">
-          <button type="submit" className="primary" disabled={busy} aria-busy={busy}>
-            {busy ? 'Creating…' : 'Create'}
-          </button>
-          <button type="button" onClick={props.onClose}>
-            Cancel
-          </button>
-        </div>
+        <SubmitCancel busy={busy} label="Create" busyLabel="Creating…" onCancel={props.onClose} />
       </form>
     </Dialog>
   );
@@ -409,14 +402,7 @@ function CreateSpaceDialog(props: { open: boolean; isAdmin: boolean; onClose: ()
           {props.isAdmin && <option value="data">Data: share data files</option>}
         </SelectField>
         <Field label="Description (optional)" value={description} onChange={(e) => setDescription(e.target.value)} />
-        <div className="actions">
-          <button type="submit" className="primary" disabled={busy} aria-busy={busy}>
-            {busy ? 'Creating…' : 'Create'}
-          </button>
-          <button type="button" onClick={props.onClose}>
-            Cancel
-          </button>
-        </div>
+        <SubmitCancel busy={busy} label="Create" busyLabel="Creating…" onCancel={props.onClose} />
       </form>
     </Dialog>
   );
@@ -515,14 +501,7 @@ function PublishAppDialog({ app, targets, onClose, onDone }: { app: Item | null;
           ))}
         </SelectField>
         <Field label="Name of the published app" value={name} onChange={(e) => setName(e.target.value)} maxLength={256} />
-        <div className="actions">
-          <button type="submit" className="primary" disabled={busy} aria-busy={busy}>
-            {busy ? 'Publishing…' : 'Publish'}
-          </button>
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-        </div>
+        <SubmitCancel busy={busy} label="Publish" busyLabel="Publishing…" onCancel={onClose} />
       </form>
     </Dialog>
   );
@@ -570,14 +549,7 @@ function MoveAppDialog({ app, targets, personal, onClose, onDone }: { app: Item 
             </option>
           ))}
         </SelectField>
-        <div className="actions">
-          <button type="submit" className="primary" disabled={busy} aria-busy={busy}>
-            {busy ? 'Moving…' : 'Move'}
-          </button>
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-        </div>
+        <SubmitCancel busy={busy} label="Move" busyLabel="Moving…" onCancel={onClose} />
       </form>
     </Dialog>
   );

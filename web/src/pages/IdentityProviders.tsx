@@ -6,7 +6,7 @@
 // error says what failed.
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { api, ApiError, type Page } from '../api';
-import { Dialog, errorText, Field, formatDate, Notice, SelectField, Spinner } from '../components';
+import { ConfirmButton, Dialog, errorText, Field, formatDate, Notice, SelectField, Spinner, SubmitCancel } from '../components';
 import './app-pages.css';
 
 interface Idp {
@@ -168,20 +168,15 @@ export function IdentityProviders() {
                       <button type="button" onClick={() => void setActive(p, !p.active)} aria-label={`${p.active ? 'Deactivate' : 'Activate'} ${label}`}>
                         {p.active ? 'Deactivate' : 'Activate'}
                       </button>{' '}
-                      {confirm === p.id ? (
-                        <span className="confirm">
-                          <button type="button" className="danger" onClick={() => void remove(p)} autoFocus>
-                            Yes, delete
-                          </button>
-                          <button type="button" onClick={() => setConfirm(null)}>
-                            Keep
-                          </button>
-                        </span>
-                      ) : (
-                        <button type="button" onClick={() => setConfirm(p.id)} aria-label={`Delete ${label}`}>
-                          Delete
-                        </button>
-                      )}
+                      <ConfirmButton
+                        asking={confirm === p.id}
+                        onAsk={() => setConfirm(p.id)}
+                        onConfirm={() => void remove(p)}
+                        onCancel={() => setConfirm(null)}
+                        label="Delete"
+                        ariaLabel={`Delete ${label}`}
+                        cancelLabel="Keep"
+                      />
                     </td>
                   </tr>
                 );
@@ -288,14 +283,7 @@ function CreateIdpDialog({ open, onClose, onCreated }: { open: boolean; onClose:
         <label className="check">
           <input type="checkbox" checked={createUsers} onChange={(e) => setCreateUsers(e.target.checked)} /> Create a Tessera user at a person's first sign-in
         </label>
-        <div className="actions">
-          <button type="submit" className="primary" disabled={busy} aria-busy={busy}>
-            {busy ? 'Adding…' : 'Add'}
-          </button>
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-        </div>
+        <SubmitCancel busy={busy} label="Add" busyLabel="Adding…" onCancel={onClose} />
       </form>
     </Dialog>
   );

@@ -5,7 +5,7 @@
 // tasks (enable/disable, delete) and each task's runs (GET /api/v1/reloads?appId=, by taskId).
 import { useCallback, useEffect, useMemo, useState, type FormEvent } from 'react';
 import { api, type Page } from '../api';
-import { errorText, Field, formatDate, Notice, SelectField, Spinner } from '../components';
+import { ConfirmButton, errorText, Field, formatDate, Notice, SelectField, Spinner } from '../components';
 import { AppTabs, useAppName } from './AppTabs';
 
 export type Freq = 'HOURLY' | 'DAILY' | 'WEEKLY' | 'MONTHLY';
@@ -353,20 +353,15 @@ export function ReloadTasks({ appId }: { appId: string }) {
                           Enable
                         </button>
                       )}{' '}
-                      {confirm === t.id ? (
-                        <span className="confirm">
-                          <button type="button" className="danger" onClick={() => void remove(t)} autoFocus>
-                            Yes, delete
-                          </button>
-                          <button type="button" onClick={() => setConfirm(null)}>
-                            Keep
-                          </button>
-                        </span>
-                      ) : (
-                        <button type="button" onClick={() => setConfirm(t.id)} aria-label={`Delete ${what}`}>
-                          Delete
-                        </button>
-                      )}
+                      <ConfirmButton
+                        asking={confirm === t.id}
+                        onAsk={() => setConfirm(t.id)}
+                        onConfirm={() => void remove(t)}
+                        onCancel={() => setConfirm(null)}
+                        label="Delete"
+                        ariaLabel={`Delete ${what}`}
+                        cancelLabel="Keep"
+                      />
                     </td>
                   </tr>
                 );

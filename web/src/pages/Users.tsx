@@ -2,7 +2,7 @@
 // invitation link is shown once, like an API key's token, until a mailer sends it).
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { api, linkPath, type Page, type Role, type User } from '../api';
-import { Dialog, errorText, Field, formatDate, Notice, Spinner } from '../components';
+import { Dialog, errorText, Field, formatDate, Notice, Spinner, SubmitCancel } from '../components';
 import { useSession } from '../session';
 
 export const ASSIGNABLE = ['TenantAdmin', 'AuditAdmin', 'Developer'];
@@ -188,14 +188,7 @@ export function Users() {
               </label>
             ))}
           </fieldset>
-          <div className="actions">
-            <button type="submit" className="primary" disabled={busy} aria-busy={busy}>
-              {busy ? 'Inviting…' : 'Invite'}
-            </button>
-            <button type="button" onClick={() => setInviteOpen(false)}>
-              Cancel
-            </button>
-          </div>
+          <SubmitCancel busy={busy} label="Invite" busyLabel="Inviting…" onCancel={() => setInviteOpen(false)} />
         </form>
       </Dialog>
     </section>

@@ -1,0 +1,78 @@
+/*
+ * pkg/engined access invalidation: spaces' events drop the access answers they may change.
+ * Each engine process (serving replica or reloader) consumes tessera.spaces, tessera.apps and
+ * tessera.identity in a consumer group of its own (a unique group id: every process sees every
+ * event; the group starts at the topics' end, an empty cache has nothing older to forget). An
+ * app event drops the entries of that app in its tenant; a space or membership event drops the
+ * whole tenant's entries (spaces' answer does not carry the space, and a tenant's entries are
+ * cheap to ask again); nothing ever crosses tenants. Which event touches what and the consumer
+ * thread are spaces_client's (shared with reload); what is dropped is the access hook's.
+ */
+#include <stdlib.h>
+
+#include "engined_int.h"
+#include "spaces_client.h"
+
+size_t tsr_engined_access_on_event(const tsr_engined_access_t *a, const tsr_event_t *ev) {
+    const char *app = NULL;
+    if (a == NULL || a->invalidate == NULL || !tsr_spaces_access_scope(ev, &app)) {
+        return 0;
+    }
+    return a->invalidate(a->ud, ev->tenantid, app);
+}
+
+size_t tsr_engined_access_invalidate(tsr_engined_t *e, const char *tenant_id, const char *app_id) {
+    if (e == NULL || e->access.invalidate == NULL || tenant_id == NULL || tenant_id[0] == '\0') {
+        return 0;
+    }
+    return e->access.invalidate(e->access.ud, tenant_id, app_id);
+}
+
+/* ---- the consumer ------------------------------------------------------------------------- */
+
+struct tsr_engined_access_events {
+    tsr_spaces_access_events_t *s;
+};
+
+/* Drop e's kept answers (tenant_id NULL: all of them). */
+static size_t drop(void *ud, const char *tenant_id, const char *app_id) {
+    tsr_engined_t *e = ud;
+    return e->access.invalidate != NULL ? e->access.invalidate(e->access.ud, tenant_id, app_id) : 0;
+}
+
+tsr_err_t tsr_engined_access_events_start(tsr_engined_t *e, const char *bootstrap,
+                                          const char *member, tsr_engined_access_events_t **out,
+                                          tsr_error_t *err) {
+    if (e == NULL || bootstrap == NULL || bootstrap[0] == '\0' || out == NULL) {
+        return tsr_error_set(err, TSR_EINVAL, "access events: engine and bootstrap required");
+    }
+    *out = NULL;
+    tsr_spaces_access_events_opts_t o = {.bootstrap = bootstrap,
+                                         .group_prefix = "engine-access",
+                                         .member = member,
+                                         .client_id = "tessera-engine-access",
+                                         .noun = "answer(s)",
+                                         .drop = drop,
+                                         .ud = e};
+    tsr_spaces_access_events_t *s = NULL;
+    tsr_err_t rc = tsr_spaces_access_events_start(&o, &s, err);
+    if (rc != TSR_OK) {
+        return rc;
+    }
+    tsr_engined_access_events_t *k = tsr_xcalloc(1, sizeof *k);
+    k->s = s;
+    *out = k;
+    return TSR_OK;
+}
+
+bool tsr_engined_access_events_ready(tsr_engined_access_events_t *k) {
+    return k != NULL && tsr_spaces_access_events_ready(k->s);
+}
+
+void tsr_engined_access_events_stop(tsr_engined_access_events_t *k) {
+    if (k == NULL) {
+        return;
+    }
+    tsr_spaces_access_events_stop(k->s);
+    free(k);
+}
