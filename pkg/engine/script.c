@@ -256,7 +256,8 @@ typedef struct {
     item_t *items;
     size_t n_items;
     enum { SRC_FILE, SRC_INLINE, SRC_RESIDENT } src;
-    char *path; /* file: resolved path; inline: the data; resident: table name */
+    char *path;     /* file: resolved path; inline: the data; resident: table name */
+    char *src_name; /* file: the name as the script wrote it (lib://...), for the log */
     tsr_engine_csv_opts_t csv;
     tsr_engine__expr_t *where; /* owned or NULL */
 } load_t;
@@ -270,6 +271,7 @@ static void load_cleanup(load_t *l) {
     free(l->label);
     free(l->concat_into);
     free(l->path);
+    free(l->src_name);
     tsr_engine__expr_free(l->where);
 }
 
@@ -431,7 +433,7 @@ static tsr_err_t parse_load(stmt_t *st, load_t *l) {
             return fail(st, st->p, "file name expected", NULL);
         l->src = SRC_FILE;
         l->path = resolve_path(st, at, raw);
-        free(raw);
+        l->src_name = raw; /* the log names the file as the script did, not the server path */
         if (l->path == NULL)
             return st->rc;
         if (parse_format(st, &l->csv) != TSR_OK)
@@ -955,7 +957,7 @@ static tsr_err_t exec_load(stmt_t *st, load_t *l, const char *stmt_at) {
         size_t t;
         tsr_engine_model_table_find(m, tname, &t);
         tsr_buf_appendf(&s->log, "%s << %s: %zu rows, %u fields, %.1f ms\n", tname,
-                        l->src == SRC_FILE ? l->path : "INLINE", m->tables[t].n_rows,
+                        l->src == SRC_FILE ? l->src_name : "INLINE", m->tables[t].n_rows,
                         m->tables[t].n_cols, (double)(tsr_mono_ns() - t0) / 1e6);
         goto out;
     }
@@ -1141,11 +1143,11 @@ static tsr_err_t exec_load(stmt_t *st, load_t *l, const char *stmt_at) {
     free(remap_n);
     if (l->distinct)
         dedupe_table(m, dst);
-    tsr_buf_appendf(&s->log, "%s << %s: %zu rows (table now %zu rows, %u fields), %.1f ms\n",
-                    m->tables[dst].name,
-                    l->src == SRC_RESIDENT ? l->path : (l->src == SRC_FILE ? l->path : "INLINE"),
-                    added, m->tables[dst].n_rows, m->tables[dst].n_cols,
-                    (double)(tsr_mono_ns() - t0) / 1e6);
+    tsr_buf_appendf(
+        &s->log, "%s << %s: %zu rows (table now %zu rows, %u fields), %.1f ms\n",
+        m->tables[dst].name,
+        l->src == SRC_RESIDENT ? l->path : (l->src == SRC_FILE ? l->src_name : "INLINE"), added,
+        m->tables[dst].n_rows, m->tables[dst].n_cols, (double)(tsr_mono_ns() - t0) / 1e6);
 out:
     if (remap != NULL) {
         for (size_t i = 0; i < l->n_items; i++)

@@ -320,23 +320,28 @@ try {
     const salesScript = ['Customers', 'Products', 'Calendar', 'Sales']
       .map((t) => `${t}: LOAD * FROM [lib://DataFiles/${t}.csv]\n  (txt, utf8, embedded labels, delimiter is ',');\n`)
       .join('');
-    await qix(page, salesId, [
-      ['SetScript', [salesScript]],
-      ['DoSave', []],
-    ]);
+    // The data load editor: the script typed in, saved and reloaded with its log in view.
+    await page.goto(`${url}/apps/${salesId}/load-script`);
+    const editor = page.getByLabel('Load script');
+    await editor.waitFor();
+    await editor.fill(salesScript);
     const tr = Date.now();
-    const q = await rest(page, 'POST', '/api/v1/reloads', { appId: salesId, partial: false });
-    assert(q.status === 201, `POST /api/v1/reloads: ${JSON.stringify(q)}`);
-    const done = await until(
-      'the reload to finish',
-      async () => {
-        const g = await rest(page, 'GET', `/api/v1/reloads/${q.json.id}`);
-        return ['SUCCEEDED', 'FAILED', 'CANCELED'].includes(g.json?.status) ? g.json : null;
-      },
+    await page.getByRole('button', { name: 'Save and reload' }).click();
+    const reloadStatus = page.getByTestId('dle-reload-status');
+    await reloadStatus.waitFor({ timeout: 60_000 });
+    await until(
+      'the reload to finish in the editor',
+      async () => /SUCCEEDED|FAILED|CANCELED/.test(await reloadStatus.innerText()),
       180_000,
     );
-    assert(done.status === 'SUCCEEDED', `reload: ${JSON.stringify(done)}`);
-    ok(`app ${salesId}: load script set, reloaded through POST /api/v1/reloads in ${((Date.now() - tr) / 1000).toFixed(1)} s`);
+    const salesLog = await page.getByTestId('dle-log').innerText();
+    assert(/SUCCEEDED/.test(await reloadStatus.innerText()), `reload: ${await reloadStatus.innerText()}\n${salesLog}`);
+    for (const t of ['Customers', 'Products', 'Calendar', 'Sales']) {
+      assert(salesLog.includes(t), `the reload log names ${t}: ${salesLog}`);
+    }
+    assert(/1[ ,.]?600[ ,.]?000|1600000/.test(salesLog), `the reload log shows the 1.6M Sales rows: ${salesLog}`);
+    await snap(page, 'sales-reload-log');
+    ok(`app ${salesId}: load script typed into the data load editor, saved and reloaded with the log in view in ${((Date.now() - tr) / 1000).toFixed(1)} s`);
 
     await page.goto(`${url}/apps/${salesId}`);
     await page.getByLabel('New sheet name').fill('Sales');

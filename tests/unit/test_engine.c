@@ -702,6 +702,26 @@ START_TEST(test_script_synthetic_key_and_loop_reported) {
 }
 END_TEST
 
+/* A file load's log line names the file as the script wrote it, never the server's path. */
+START_TEST(test_script_reload_log_names_files_as_written) {
+    char *dir = tmpdir_with("x.csv", "ID,Name\n1,a\n2,b\n");
+    tsr_engine_model_t *m = NULL;
+    tsr_error_t err = {0};
+    char *log = NULL;
+    const char *script = "T: LOAD * FROM [lib://DataFiles/x.csv];\n"
+                         "Concatenate (T) LOAD * FROM [lib://DataFiles/x.csv];";
+    tsr_engine_reload_opts_t opts = {.data_dir = dir};
+    ck_assert_int_eq(tsr_engine_reload(script, strlen(script), &opts, &m, &log, &err), TSR_OK);
+    ck_assert_msg(strstr(log, "T << lib://DataFiles/x.csv: 2 rows, 2 fields") != NULL, "%s", log);
+    ck_assert_msg(strstr(log, "T << lib://DataFiles/x.csv: 2 rows (table now 4 rows") != NULL, "%s",
+                  log);
+    ck_assert_msg(strstr(log, dir) == NULL, "the log shows the data folder: %s", log);
+    free(log);
+    tsr_engine_model_destroy(m);
+    rmdir_with(dir, "x.csv");
+}
+END_TEST
+
 START_TEST(test_script_reload_log_lists_tables) {
     tsr_engine_model_t *m = NULL;
     tsr_error_t err;
@@ -1911,6 +1931,7 @@ int main(void) {
     tcase_add_test(ts, test_script_errors_carry_line_and_column);
     tcase_add_test(ts, test_script_synthetic_key_and_loop_reported);
     tcase_add_test(ts, test_script_reload_log_lists_tables);
+    tcase_add_test(ts, test_script_reload_log_names_files_as_written);
     tcase_add_test(ts, test_script_mapping_load_applymap_default_and_passthrough);
     tcase_add_test(ts, test_script_left_inner_outer_right_join);
     tcase_add_test(ts, test_script_rename_qualify_unqualify);
