@@ -6,7 +6,8 @@
  * points app copy/publish at an engine replica (TSR_SPACES_ENGINE_URL), and runs pkg/spaces
  * behind the HTTP runtime. Callers are verified by pkg/auth (the platform JWT against identity's
  * JWKS, TSR_AUTH_JWKS_URL); without it the service refuses to start unless
- * TSR_AUTH_TRUST_HEADERS is set.
+ * TSR_AUTH_TRUST_HEADERS is set. The engine's copy route takes only service tokens: spaces gets
+ * them from identity with the platform token in TSR_AUTH_SERVICE_TOKEN_FILE (pkg/auth).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@ typedef struct {
     tsr_spaces_t *spaces;
     tsr_store_events_relayer_t *relayer;
     tsr_auth_verifier_t *verifier;
+    tsr_auth_tokens_t *tokens; /* service tokens for the engine copy call; NULL: none */
 } app_t;
 
 static void teardown(void *ud) {
@@ -40,6 +42,7 @@ static void teardown(void *ud) {
     tsr_store_destroy(a->store);
     tsr_crypto_kek_set_destroy(a->kek);
     tsr_auth_verifier_destroy(a->verifier);
+    tsr_auth_tokens_destroy(a->tokens);
     free(a);
 }
 
@@ -51,6 +54,7 @@ static tsr_err_t setup(tsr_httpd_opts_t *opts, void **ud, tsr_error_t *err) {
     tsr_store_opts_t so = {.collections = tsr_spaces_collections(&n)};
     so.n_collections = n;
     if ((rc = tsr_auth_httpd_setup(opts, &a->verifier, err)) != TSR_OK ||
+        (rc = tsr_auth_tokens_create_from_config(&a->tokens, err)) != TSR_OK ||
         (rc = tsr_config_get_int("TSR_SPACES_DATAFILE_MAX_BYTES", 1, (int64_t)1 << 40, &max_file,
                                  err)) != TSR_OK ||
         (rc = tsr_store_create_default(&so, &a->store, err)) != TSR_OK ||
@@ -92,6 +96,8 @@ static tsr_err_t setup(tsr_httpd_opts_t *opts, void **ud, tsr_error_t *err) {
                             .datafile_max_bytes = (uint64_t)max_file,
                             .json_max_body = opts->max_body,
                             .engine_url = strcmp(eurl, "off") != 0 ? eurl : NULL,
+                            .token_fn = a->tokens != NULL ? tsr_auth_tokens_cb : NULL,
+                            .token_ud = a->tokens,
                             .upload_dir = updir};
     if ((rc = tsr_spaces_create(&sp, &a->spaces, err)) != TSR_OK) {
         teardown(a);

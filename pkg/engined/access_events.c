@@ -7,10 +7,14 @@
  * whole tenant's entries (spaces' answer does not carry the space, and a tenant's entries are
  * cheap to ask again); nothing ever crosses tenants. Which event touches what and the consumer
  * thread are spaces_client's (shared with reload); what is dropped is the access hook's.
+ * An app.deleted event also closes the sessions of that app in this process (4204) and drops
+ * its loaded model: every replica consumes every event, so each closes its own sessions.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "engined_int.h"
+#include "log.h"
 #include "spaces_client.h"
 
 size_t tsr_engined_access_on_event(const tsr_engined_access_t *a, const tsr_event_t *ev) {
@@ -26,6 +30,67 @@ size_t tsr_engined_access_invalidate(tsr_engined_t *e, const char *tenant_id, co
         return 0;
     }
     return e->access.invalidate(e->access.ud, tenant_id, app_id);
+}
+
+size_t tsr_engined_app_deleted(tsr_engined_t *e, const char *tenant_id, const char *app_id) {
+    if (e == NULL || tenant_id == NULL || tenant_id[0] == '\0' || app_id == NULL ||
+        app_id[0] == '\0') {
+        return 0;
+    }
+    size_t n = 0;
+    bool found = false;
+    /* Lock order e->mu, then a->mu (as eviction); a session's doc stays in a->docs until its
+     * release ran under a->mu, so asking it to close here is within the session's lifetime. */
+    pthread_mutex_lock(&e->mu);
+    for (tsr_engined__app_t *a = e->apps; a != NULL; a = a->next) {
+        if (strcmp(a->id, app_id) != 0 || strcmp(a->tenant_id, tenant_id) != 0) {
+            continue;
+        }
+        found = true;
+        pthread_mutex_lock(&a->mu);
+        for (size_t i = 0; i < a->ndocs; i++) {
+            tsr_qix_session_request_close(a->docs[i]->s, TSR_QIX_CLOSE_APP_NOT_FOUND,
+                                          "app deleted");
+            n++;
+        }
+        /* Out of memory now for what is not in use; sessions keep their own references until
+         * they end. Not loaded: the version watcher leaves it alone. */
+        tsr_engined__model_unref(a, a->model);
+        a->model = NULL;
+        a->loaded = false;
+        a->bytes = 0;
+        pthread_mutex_unlock(&a->mu);
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (found) {
+        tsr_log_ctx_t ctx = {.tenant_id = tenant_id};
+        tsr_log_info(&ctx, "engined: app %s deleted: %zu session(s) closing, model unloaded",
+                     app_id, n);
+    }
+    return n;
+}
+
+static bool is_app_deleted(const tsr_event_t *ev) {
+    tsr_event_type_t t;
+    tsr_error_t err;
+    return ev != NULL && ev->type != NULL && tsr_event_type_parse(ev->type, &t, &err) == TSR_OK &&
+           strcmp(t.domain, "app") == 0 && strcmp(t.action, "deleted") == 0;
+}
+
+/* The consumer's hook for what depends on the event's type (after the answers were dropped). */
+static void on_event(void *ud, const tsr_event_t *ev) {
+    if (is_app_deleted(ev)) {
+        (void)tsr_engined_app_deleted(ud, ev->tenantid, ev->subject);
+    }
+}
+
+size_t tsr_engined_on_event(tsr_engined_t *e, const tsr_event_t *ev) {
+    if (e == NULL) {
+        return 0;
+    }
+    size_t n = tsr_engined_access_on_event(&e->access, ev);
+    on_event(e, ev);
+    return n;
 }
 
 /* ---- the consumer ------------------------------------------------------------------------- */
@@ -53,6 +118,7 @@ tsr_err_t tsr_engined_access_events_start(tsr_engined_t *e, const char *bootstra
                                          .client_id = "tessera-engine-access",
                                          .noun = "answer(s)",
                                          .drop = drop,
+                                         .event = on_event,
                                          .ud = e};
     tsr_spaces_access_events_t *s = NULL;
     tsr_err_t rc = tsr_spaces_access_events_start(&o, &s, err);

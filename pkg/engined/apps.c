@@ -1805,11 +1805,13 @@ out:
 
 /* ---- app content copy: spaces' copy and publish ------------------------------------------------
  * Spaces holds the app record, the engine the content. POST /internal/v1/apps/{appId}/copy
- * (spaces, on the caller's behalf, with the forwarded principal and token, before it stores the
- * new record; not routed from outside) gives the content of appId to a new app id. Spaces has
- * decided the access (read + export on the source, create in the target space; publish); the
- * engine finds the source only in the caller's tenant. Invariant: the copy exists completely
- * (document, then model version) or not at all. */
+ * (spaces, before it stores the new record; not routed from outside) gives the content of
+ * appId to a new app id. Spaces has decided the access (read + export on the source, create in
+ * the target space; publish) and the engine does not ask again (spaces is blocked on this
+ * call), so the route takes only service tokens (verified auth type "service", which identity
+ * mints for services alone): a user's own valid token sent straight to the engine port is a
+ * 403 and nothing is copied. The engine finds the source only in the caller's tenant.
+ * Invariant: the copy exists completely (document, then model version) or not at all. */
 
 #define COPY_BODY_MAX 4096 /* bytes of a copy request's JSON body */
 
@@ -1973,6 +1975,14 @@ static tsr_err_t h_app_copy(tsr_req_t *req, void *ud, tsr_error_t *err) {
         return rc;
     }
     tsr_req_set_identity(req, tenant, uid);
+    const char *atype = tsr_req_header(req, "X-Tsr-Auth-Type");
+    if (atype == NULL || strcmp(atype, "service") != 0) {
+        tsr_log_ctx_t ctx = {tsr_req_id(req), tenant, uid};
+        tsr_log_warn(&ctx, "engined: app copy refused to a caller of auth type %.32s",
+                     atype != NULL ? atype : "(none)");
+        rc = tsr_error_set(err, TSR_EFORBIDDEN, "only a service may copy app content");
+        goto out;
+    }
     const char *text = tsr_req_body(req, &len);
     if (len == 0 || len > COPY_BODY_MAX) {
         rc = tsr_error_set(err, TSR_EINVAL,

@@ -258,13 +258,25 @@ size_t tsr_engined_access_on_event(const tsr_engined_access_t *a, const tsr_even
  * tenant_id drops nothing. */
 size_t tsr_engined_access_invalidate(tsr_engined_t *e, const char *tenant_id, const char *app_id);
 
+/* App app_id of tenant_id was deleted (spaces' com.tessera.v1.app.deleted): ask every session
+ * that opened it in this process to close with 4204 (what clients see for an unknown app; sent
+ * by each session's own thread after the call in flight) and drop the app's loaded model (the
+ * sessions' references keep it until they end; new opens are refused by the access check). The
+ * app's files are not touched: spaces owns deletion, and a reloader may be writing them.
+ * Another tenant's app of the same id is never touched. Returns how many sessions were asked
+ * to close. Thread safe. */
+size_t tsr_engined_app_deleted(tsr_engined_t *e, const char *tenant_id, const char *app_id);
+
+/* What one spaces event does to e: tsr_engined_access_on_event on e's access hook, then, for
+ * com.tessera.v1.app.deleted, tsr_engined_app_deleted. Returns the answers dropped. */
+size_t tsr_engined_on_event(tsr_engined_t *e, const tsr_event_t *ev);
+
 /* Consume tessera.spaces, tessera.apps and tessera.identity on a background thread in a consumer
  * group of this process alone ("engine-access-<member>-<random>", starting at the topics' end:
- * every replica sees every event) and apply each event to e's access cache with
- * tsr_engined_access_on_event. member names the replica in the group id (NULL: host and pid).
- * Once the group assigned the partitions every kept answer is dropped (one made before may
- * have missed an event). e must outlive it. TSR_EINVAL for bad arguments; *out:
- * tsr_engined_access_events_stop. */
+ * every replica sees every event) and apply each event to e with tsr_engined_on_event. member names
+ * the replica in the group id (NULL: host and pid). Once the group assigned the partitions every
+ * kept answer is dropped (one made before may have missed an event). e must outlive it. TSR_EINVAL
+ * for bad arguments; *out: tsr_engined_access_events_stop. */
 tsr_err_t tsr_engined_access_events_start(tsr_engined_t *e, const char *bootstrap,
                                           const char *member, tsr_engined_access_events_t **out,
                                           tsr_error_t *err);

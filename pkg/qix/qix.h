@@ -212,6 +212,16 @@ void tsr_qix_session_handle_message(tsr_qix_session_t *s, const char *msg, size_
  * is open, i.e. until the doc type's release returns (it runs on the session thread before
  * the session is freed), so a backend unregisters the session there, under its own lock. */
 void tsr_qix_session_push_change(tsr_qix_session_t *s, const int *handles, size_t n);
+/* Ask for the session to be closed with WebSocket close code (e.g. TSR_QIX_CLOSE_APP_NOT_FOUND
+ * when its app was deleted) and reason (truncated to 123 bytes). Thread safe, under the same
+ * lifetime rule as tsr_qix_session_push_change: the session's thread sends the close frame at
+ * its next wake-up, after the call in flight (if any) answered; the client then gets that
+ * code. The first request wins; later ones are ignored. A socket-less session only records
+ * it (tsr_qix_session_close_requested). */
+void tsr_qix_session_request_close(tsr_qix_session_t *s, uint16_t code, const char *reason);
+/* The close code asked for (0: none) and, when reason is not NULL, its reason copied into
+ * reason[cap] (NUL-terminated). Thread safe. */
+uint16_t tsr_qix_session_close_requested(tsr_qix_session_t *s, char *reason, size_t cap);
 /* Send queued pushes now. Session thread only. */
 void tsr_qix_session_flush(tsr_qix_session_t *s);
 /* Session facts (borrowed, valid for the session's life). */

@@ -39,6 +39,10 @@ struct tsr_qix_session {
     tsr_qix__ints_t pending;
     void (*wake)(void *ud); /* tells the session thread to flush; may be NULL */
     void *wake_ud;
+    /* A close asked for by another thread (tsr_qix_session_request_close), under mu: the
+     * session thread sends it at its next wake-up. 0: none. */
+    uint16_t close_code;
+    char close_reason[124];
 };
 
 struct tsr_qix_call {

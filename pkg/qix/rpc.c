@@ -6,6 +6,7 @@
  * it. Invariants: every response carries the request's id verbatim and an object result;
  * handle 0 is never handed out; handles are never reused within a session.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -379,6 +380,34 @@ void tsr_qix_session_push_change(tsr_qix_session_t *s, const int *handles, size_
     if (wake != NULL) {
         wake(wake_ud);
     }
+}
+
+void tsr_qix_session_request_close(tsr_qix_session_t *s, uint16_t code, const char *reason) {
+    if (s == NULL || code == 0) {
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    bool first = s->close_code == 0;
+    if (first) {
+        s->close_code = code;
+        snprintf(s->close_reason, sizeof s->close_reason, "%s", reason != NULL ? reason : "");
+    }
+    void (*wake)(void *) = s->wake;
+    void *wake_ud = s->wake_ud;
+    pthread_mutex_unlock(&s->mu);
+    if (first && wake != NULL) {
+        wake(wake_ud);
+    }
+}
+
+uint16_t tsr_qix_session_close_requested(tsr_qix_session_t *s, char *reason, size_t cap) {
+    pthread_mutex_lock(&s->mu);
+    uint16_t code = s->close_code;
+    if (reason != NULL && cap > 0) {
+        snprintf(reason, cap, "%s", s->close_reason);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return code;
 }
 
 void tsr_qix_session_flush(tsr_qix_session_t *s) {

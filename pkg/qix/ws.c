@@ -3,8 +3,10 @@
  * authenticate through the opts hook and hand the socket to a session thread (httpd's upgrade
  * support), which runs a wslay event loop under poll(): text frames go to the message layer
  * (rpc.c), binary frames close 1003, oversized messages close 1009, idle peers get pings,
- * and a drain closes every session with 4003 between calls. The server keeps the registry of
- * live sessions for the drain. Invariant: only the session thread touches its wslay context.
+ * and a drain closes every session with 4003 between calls; so does a close another thread
+ * asked for (tsr_qix_session_request_close: the wake pipe, then the close from this thread).
+ * The server keeps the registry of live sessions for the drain. Invariant: only the session thread
+ * touches its wslay context.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -291,7 +293,15 @@ static void run_loop(conn_t *c) {
             }
             tsr_qix_session_flush(c->session);
             /* Calls run one at a time on this thread, so none is in flight right here. */
-            if (server_draining(srv) && !c->close_queued && !wslay_event_get_close_sent(c->ctx)) {
+            char reason[124];
+            uint16_t code = tsr_qix_session_close_requested(c->session, reason, sizeof reason);
+            if (c->close_queued || wslay_event_get_close_sent(c->ctx)) {
+                /* Closing already. */
+            } else if (code != 0) {
+                /* Another thread asked (e.g. the app was deleted): sent from this thread,
+                 * the only one touching the wslay context. */
+                queue_close(c, code, reason);
+            } else if (server_draining(srv)) {
                 queue_close(c, TSR_QIX_CLOSE_TERMINATING, "engine terminating");
             }
         }

@@ -72,6 +72,8 @@ tsr_err_t tsr_spaces_create(const tsr_spaces_opts_t *opts, tsr_spaces_t **out, t
     s->datafile_max = opts->datafile_max_bytes != 0 ? opts->datafile_max_bytes : 64u << 20;
     s->json_max = opts->json_max_body != 0 ? opts->json_max_body : 1u << 20;
     s->engine_url = opts->engine_url != NULL ? tsr_xstrdup(opts->engine_url) : NULL;
+    s->token_fn = opts->token_fn;
+    s->token_ud = opts->token_ud;
     s->upload_dir = tsr_xstrdup(
         opts->upload_dir != NULL && opts->upload_dir[0] != '\0' ? opts->upload_dir : "/tmp");
     if (mkdir(s->upload_dir, 0700) != 0 && errno != EEXIST) {

@@ -66,6 +66,12 @@ bool tsr_spaces_role_assignable(const char *space_type, const char *role);
 
 typedef struct tsr_spaces tsr_spaces_t;
 
+/* A platform JWT naming (tenant, user, roles, groups) (comma lists; may be NULL) that identity
+ * minted with auth type "service"; *jwt returned-owned (free). pkg/auth's tsr_auth_tokens_cb. */
+typedef tsr_err_t (*tsr_spaces_token_fn)(void *ud, const char *tenant, const char *user,
+                                         const char *roles, const char *groups, char **jwt,
+                                         tsr_error_t *err);
+
 typedef struct {
     tsr_store_t *store;          /* borrowed: opened with tsr_spaces_collections() */
     tsr_blob_store_t *blobs;     /* borrowed; data file contents */
@@ -76,6 +82,14 @@ typedef struct {
      * source's content to the new app before the record is stored (POST
      * /internal/v1/apps/{id}/copy on the caller's behalf). NULL: no content is copied. */
     const char *engine_url;
+    /* Where the engine copy call gets its token: the engine's copy route takes only service
+     * tokens, so spaces calls it with one naming (tenant, caller's user id, no roles) after it
+     * has decided the access itself. NULL (unit tests, TSR_AUTH_TRUST_HEADERS development): the
+     * caller's headers and token go with X-Tsr-Auth-Type: service, which only an engine that
+     * trusts headers believes; an engine verifying tokens takes the caller's auth type from
+     * the token and refuses the copy (fail closed). */
+    tsr_spaces_token_fn token_fn;
+    void *token_ud; /* token_fn's first argument (borrowed, outlives the service) */
     /* Directory (copied; created 0700 when missing) for the temporary files of data-file
      * uploads (the request body, streamed there by pkg/httpd) and downloads (the verified
      * plaintext, unlinked at once). NULL or "": /tmp. */

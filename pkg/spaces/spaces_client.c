@@ -122,6 +122,13 @@ out:
 tsr_err_t tsr_spaces_client_call(const char *base_url, const char *method, const char *path,
                                  const tsr_spaces_client_principal_t *who, const json_t *body,
                                  long *status, json_t **resp, tsr_error_t *err) {
+    return tsr_spaces_client_call_typed(base_url, method, path, who, NULL, body, status, resp, err);
+}
+
+tsr_err_t tsr_spaces_client_call_typed(const char *base_url, const char *method, const char *path,
+                                       const tsr_spaces_client_principal_t *who,
+                                       const char *auth_type, const json_t *body, long *status,
+                                       json_t **resp, tsr_error_t *err) {
     *status = 0;
     if (resp != NULL) {
         *resp = NULL;
@@ -150,6 +157,7 @@ tsr_err_t tsr_spaces_client_call(const char *base_url, const char *method, const
     hdrs = add_header(hdrs, "X-Tsr-User-Id", who->user_id);
     hdrs = add_header(hdrs, "X-Tsr-Roles", who->roles);
     hdrs = add_header(hdrs, "X-Tsr-Token", who->token);
+    hdrs = add_header(hdrs, "X-Tsr-Auth-Type", auth_type);
     if (text != NULL) {
         hdrs = add_header(hdrs, "Content-Type", "application/json");
     }

@@ -47,6 +47,13 @@ tsr_err_t tsr_spaces_client_actions_timeout(const char *base_url, const char *re
 tsr_err_t tsr_spaces_client_call(const char *base_url, const char *method, const char *path,
                                  const tsr_spaces_client_principal_t *who, const json_t *body,
                                  long *status, json_t **resp, tsr_error_t *err);
+/* tsr_spaces_client_call that also sends X-Tsr-Auth-Type: auth_type (NULL: not sent), which
+ * only a service trusting headers (development) believes: one that verifies tokens takes the
+ * auth type from the token's claims instead. Spaces' call to the engine's copy route. */
+tsr_err_t tsr_spaces_client_call_typed(const char *base_url, const char *method, const char *path,
+                                       const tsr_spaces_client_principal_t *who,
+                                       const char *auth_type, const json_t *body, long *status,
+                                       json_t **resp, tsr_error_t *err);
 
 /* ---- caches of access decisions kept current by events (spaces_client_events.c) ---- */
 
@@ -69,7 +76,10 @@ typedef struct {
     const char *client_id;    /* Kafka client id */
     const char *noun;         /* what the log calls one cached entry: "answer(s)" */
     tsr_spaces_access_drop_fn drop;
-    void *ud; /* drop's first argument */
+    void *ud; /* drop's first argument (and event's) */
+    /* Optional: also called (after drop) with every event that touches the cache, for what
+     * depends on the event's type (the engine closes a deleted app's sessions). NULL: none. */
+    void (*event)(void *ud, const tsr_event_t *ev);
 } tsr_spaces_access_events_opts_t;
 
 typedef struct tsr_spaces_access_events tsr_spaces_access_events_t;

@@ -47,6 +47,7 @@ bool tsr_spaces_access_scope(const tsr_event_t *ev, const char **app_id) {
 
 struct tsr_spaces_access_events {
     tsr_spaces_access_drop_fn drop;
+    void (*event)(void *ud, const tsr_event_t *ev);
     void *ud;
     const char *noun;
     tsr_events_consumer_t *c;
@@ -79,6 +80,9 @@ static tsr_err_t on_event(void *opaque, const tsr_event_t *ev, void *txn, tsr_er
         tsr_log_ctx_t ctx = {.tenant_id = ev->tenantid};
         tsr_log_info(&ctx, "access cache: %s %s dropped %zu %s", ev->type,
                      ev->subject != NULL ? ev->subject : "", n, k->noun);
+        if (k->event != NULL) {
+            k->event(k->ud, ev);
+        }
     }
     return TSR_OK;
 }
@@ -132,6 +136,7 @@ tsr_err_t tsr_spaces_access_events_start(const tsr_spaces_access_events_opts_t *
     static const char *const extra[] = {"auto.offset.reset", "latest", NULL};
     tsr_spaces_access_events_t *k = tsr_xcalloc(1, sizeof *k);
     k->drop = opts->drop;
+    k->event = opts->event;
     k->ud = opts->ud;
     k->noun = opts->noun != NULL ? opts->noun : "entries";
     tsr_events_consumer_opts_t o = {.bootstrap = opts->bootstrap,

@@ -40,10 +40,12 @@ struct tsr_spaces {
     tsr_blob_store_t *blobs;
     const tsr_kek_set_t *kek; /* NULL: data files are stored unsealed */
     tsr_sp__keycache_t *keys;
-    uint64_t datafile_max; /* bytes */
-    size_t json_max;       /* bytes */
-    char *engine_url;      /* app content on copy/publish (apps_content.c); NULL: none */
-    char *upload_dir;      /* data-file upload bodies and download plaintext (temporary files) */
+    uint64_t datafile_max;        /* bytes */
+    size_t json_max;              /* bytes */
+    char *engine_url;             /* app content on copy/publish (apps_content.c); NULL: none */
+    tsr_spaces_token_fn token_fn; /* service tokens for the engine copy call; NULL: none */
+    void *token_ud;
+    char *upload_dir; /* data-file upload bodies and download plaintext (temporary files) */
 };
 
 /* One remembered access decision about a space. */

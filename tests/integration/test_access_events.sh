@@ -8,6 +8,8 @@
 # both replicas answer 403 (each consumes spaces' events in a group of its own) and the reload
 # service refuses the user's reload: only the event explains it, the TTL is a minute away.
 # The admin, in the same tenant, keeps access; the engine reloader consumes the events too.
+# Last, the admin holds two enigma.js sessions on another app and deletes the app: every
+# replica closes its sessions of it with 4204 within seconds (spaces' app.deleted event).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -118,4 +120,38 @@ for svc in engine-1 engine-2 reload; do
   [ $seen = 1 ] || { grep -h "access cache" "$logs/$svc.log" >&2; it_fail "$svc did not log the invalidation"; }
 done
 it_ok "the admin still opens the app; the replicas logged the invalidation"
+
+# A deleted app's open sessions are closed by whichever replica serves them (4204).
+it_expect_status "$A_URL/api/v1/apps" 200 "${auth[@]}" "${J[@]}" \
+  -d "{\"attributes\":{\"name\":\"deleted-live\",\"spaceId\":\"$sid\"}}"
+app2=$(jq -r .attributes.id "$body")
+held=()
+for i in 1 2; do
+  WS="ws://127.0.0.1:$A_PORT/app/$app2" KEY=$key APP_ID=$app2 WAIT_MS=20000 \
+    node "$NODE_DIR/hold_doc.js" >"$body.hold$i" 2>&1 &
+  held+=($!)
+done
+for i in 1 2; do
+  for _ in $(seq 150); do
+    grep -q '^opened' "$body.hold$i" && break
+    grep -q -e '^error' -e '^closed' "$body.hold$i" && break
+    sleep 0.1
+  done
+  grep -q '^opened' "$body.hold$i" || it_fail "enigma session $i on $app2: $(cat "$body.hold$i")"
+done
+t1=$(date +%s%N)
+it_expect_status "$A_URL/api/v1/apps/$app2" 200 "${auth[@]}" -X DELETE
+for i in 1 2; do
+  wait "${held[$((i - 1))]}" || it_fail "enigma session $i was not closed: $(cat "$body.hold$i")"
+  line=$(grep '^closed' "$body.hold$i" || true)
+  [[ $line =~ ^closed\ 4204\ ([0-9]+)$ ]] || it_fail "enigma session $i: $(cat "$body.hold$i"), want closed 4204"
+done
+close_ms=$((($(date +%s%N) - t1) / 1000000))
+[ "$close_ms" -lt 10000 ] || it_fail "the sessions closed only $close_ms ms after the delete"
+
+grep -q "engined: app $app2 deleted" "$logs"/engine-[12].log ||
+  it_fail "no engine replica logged the deleted app's sessions"
+rm -f "$body".hold1 "$body".hold2
+it_ok "app $app2 deleted with two enigma.js sessions open: both closed 4204 within $close_ms ms"
+
 echo "# refused ${ms} ms after the assignment was removed"

@@ -94,7 +94,11 @@ it_ok "both apps open over enigma.js with the same script, tables, rows, Sum(Amo
 # ---- bad files: 400 in the error shape, nothing created ----------------------------------------
 before=$(n_apps)
 cp "$A_STATE/app.tsra" "$A_STATE/corrupt.tsra"
-printf '\x55' | dd of="$A_STATE/corrupt.tsra" bs=1 seek=$((size / 2)) conv=notrunc status=none
+# Flip every bit of the middle byte (a constant could equal the byte already there).
+mid=$(od -An -tu1 -j $((size / 2)) -N1 "$A_STATE/app.tsra" | tr -d ' ')
+printf "\\x$(printf %02x $((mid ^ 255)))" |
+  dd of="$A_STATE/corrupt.tsra" bs=1 seek=$((size / 2)) conv=notrunc status=none
+cmp -s "$A_STATE/app.tsra" "$A_STATE/corrupt.tsra" && it_fail "the corrupt copy equals the original"
 head -c $((size - 9)) "$A_STATE/app.tsra" >"$A_STATE/short.tsra"
 printf 'not an app file' >"$A_STATE/junk.tsra"
 for f in corrupt short junk; do
@@ -176,6 +180,30 @@ it_expect_status "$A_URL/api/v1/apps/import?spaceId=$sid" 403 "${V[@]}" -X POST 
   -H 'Content-Type: application/octet-stream' --data-binary "@$A_STATE/app.tsra"
 it_expect_status "$A_URL$loc" 404 "${V[@]}"
 it_ok "basicconsumer: export 403, import into the space 403; no access: 404; another user's download 404"
+
+# ---- the engine's copy route takes only service tokens ---------------------------------------
+# Spaces decides the access and calls the engine with a service token; a user's own valid
+# platform token sent straight to an engine replica is refused (even with a forged
+# X-Tsr-Auth-Type, which the verifier replaces) and nothing is copied.
+before=$(n_apps)
+dirs=$(engine_apps)
+for who in "$key" "${V[1]#Authorization: Bearer }"; do # the admin, the viewer (no access)
+  jwt=$(it_platform_jwt "$A_PORT" "$who")
+  [ -n "$jwt" ] || it_fail "no platform JWT for a direct engine call"
+  for off in 3 4; do
+    tgt=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+    it_expect_status "http://127.0.0.1:$((A_PORT + off))/internal/v1/apps/$app/copy" 403 \
+      -H "X-Tsr-Token: $jwt" -H 'X-Tsr-Auth-Type: service' "${J[@]}" -X POST \
+      --data "{\"targetId\":\"$tgt\"}"
+    it_expect_error_body 403
+    [ ! -e "$A_STATE/engine/apps/$tgt" ] || it_fail "a refused engine copy created $tgt"
+  done
+done
+[ "$(n_apps)" = "$before" ] || it_fail "a refused engine copy created an item"
+[ "$(engine_apps)" = "$dirs" ] || it_fail "a refused engine copy created engine content"
+grep -q "app copy refused to a caller of auth type" "$logs"/engine-[12].log ||
+  it_fail "no engine log line for the refused copy"
+it_ok "a user's own platform token straight to the engine's copy route (both replicas): 403, no item, no content"
 
 # ---- the audit trail -------------------------------------------------------------------------
 found=""

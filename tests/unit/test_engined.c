@@ -1353,7 +1353,6 @@ static unsigned post_copy(tsr_httpd_t *h, const char *const *hd, const char *src
 START_TEST(test_app_copy_and_publish_carry_the_content) {
     tsr_engined_t *e = engined_transfer((tsr_engined_access_t){0}, 1u << 20, 60000);
     const char *alice[] = {"X-Tsr-Tenant-Id", "tA", "X-Tsr-User-Id", "alice", NULL};
-    const char *other[] = {"X-Tsr-Tenant-Id", "tB", "X-Tsr-User-Id", "alice", NULL};
     tsr_error_t err = {0};
     sess_t s, b;
     sess_open(&s, e, "tA", "alice", NULL);
@@ -1441,22 +1440,45 @@ START_TEST(test_app_copy_and_publish_carry_the_content) {
         TSR_OK);
     ck_assert(!has_data);
 
-    /* Over REST (what spaces calls). */
+    /* Over REST (what spaces calls, with a service token: auth type "service"). Any other
+     * caller, even a valid user of the source's tenant, is refused and nothing is created. */
+    const char *svc[] = {"X-Tsr-Tenant-Id", "tA", "X-Tsr-User-Id", "alice", "X-Tsr-Auth-Type",
+                         "service",         NULL};
+    const char *svc_other[] = {"X-Tsr-Tenant-Id", "tB", "X-Tsr-User-Id", "alice", "X-Tsr-Auth-Type",
+                               "service",         NULL};
+    static const char *const user_types[] = {NULL, "jwt", "session", "apikey", "Service", ""};
+    apps_before = entries("apps");
+    for (size_t i = 0; i < sizeof user_types / sizeof user_types[0]; i++) {
+        const char *hd[] = {"X-Tsr-Tenant-Id",
+                            "tA",
+                            "X-Tsr-User-Id",
+                            "alice",
+                            user_types[i] != NULL ? "X-Tsr-Auth-Type" : NULL,
+                            user_types[i],
+                            NULL};
+        json_t *refused = NULL;
+        ck_assert_uint_eq(post_copy(h, hd, "app1", "{\"targetId\":\"copy3\"}", &refused), 403);
+        ck_assert_str_eq(json_string_value(json_object_get(
+                             json_array_get(json_object_get(refused, "errors"), 0), "status")),
+                         "403");
+        json_decref(refused);
+    }
+    ck_assert_int_eq(entries("apps"), apps_before);
+    ck_assert_int_eq(metadata_rows(h, alice, "copy3"), -1);
     json_t *out = NULL;
-    ck_assert_uint_eq(post_copy(h, alice, "app1", "{\"targetId\":\"copy3\",\"name\":\"C3\"}", &out),
+    ck_assert_uint_eq(post_copy(h, svc, "app1", "{\"targetId\":\"copy3\",\"name\":\"C3\"}", &out),
                       201);
     ck_assert_str_eq(json_string_value(json_object_get(out, "id")), "copy3");
     ck_assert(json_is_true(json_object_get(out, "hasData")));
     json_decref(out);
     ck_assert_int_eq(metadata_rows(h, alice, "copy3"), 1);
     apps_before = entries("apps");
-    ck_assert_uint_eq(post_copy(h, other, "app1", "{\"targetId\":\"copy4\"}", NULL), 404);
-    ck_assert_uint_eq(post_copy(h, alice, "app1", "{\"targetId\":\"copy3\"}", NULL), 409);
-    ck_assert_uint_eq(post_copy(h, alice, "app1", "{\"targetId\":5}", NULL), 400);
-    ck_assert_uint_eq(post_copy(h, alice, "app1", "{\"targetId\":\"c5\",\"publish\":1}", NULL),
-                      400);
-    ck_assert_uint_eq(post_copy(h, alice, "app1", "not json", NULL), 400);
-    ck_assert_uint_eq(post_copy(h, alice, "app1", NULL, NULL), 400);
+    ck_assert_uint_eq(post_copy(h, svc_other, "app1", "{\"targetId\":\"copy4\"}", NULL), 404);
+    ck_assert_uint_eq(post_copy(h, svc, "app1", "{\"targetId\":\"copy3\"}", NULL), 409);
+    ck_assert_uint_eq(post_copy(h, svc, "app1", "{\"targetId\":5}", NULL), 400);
+    ck_assert_uint_eq(post_copy(h, svc, "app1", "{\"targetId\":\"c5\",\"publish\":1}", NULL), 400);
+    ck_assert_uint_eq(post_copy(h, svc, "app1", "not json", NULL), 400);
+    ck_assert_uint_eq(post_copy(h, svc, "app1", NULL, NULL), 400);
     ck_assert_uint_eq(post_copy(h, NULL, "app1", "{\"targetId\":\"copy4\"}", NULL), 401);
     ck_assert_int_eq(entries("apps"), apps_before);
     tsr_httpd_destroy(h);
@@ -2177,6 +2199,70 @@ static size_t access_event(tsr_engined_access_t *a, const char *type, const char
     return n;
 }
 
+/* One event applied to an engine (access answers, then what the event's type asks for). */
+static void engine_event(const char *type, const char *tenant, const char *subject) {
+    tsr_event_t ev;
+    tsr_error_t err = {0};
+    ck_assert_int_eq(tsr_event_init(&ev, "/tessera/spaces", type, tenant, subject, NULL, &err),
+                     TSR_OK);
+    (void)tsr_engined_on_event(E, &ev);
+    tsr_event_cleanup(&ev);
+}
+
+START_TEST(test_app_deleted_event_closes_its_sessions_in_its_tenant_only) {
+    tsr_error_t err = {0};
+    ck_assert_int_eq(tsr_engined_app_create(E, "tA", "app2", "Other app", &err), TSR_OK);
+    ck_assert_int_eq(tsr_engined_app_create(E, "tB", "appB", "B's app", &err), TSR_OK);
+    sess_t t, u, v, w;
+    sess_open(&t, E, "tA", "alice", "app1");
+    sess_open(&u, E, "tA", "bob", "app1");
+    sess_open(&v, E, "tA", "alice", "app2");
+    sess_open(&w, E, "tB", "carol", "appB");
+    int doc = open_loaded(&t);
+    open_doc(&u, "app1");
+    open_doc(&v, "app2");
+    int doc_w = open_doc(&w, "appB");
+    size_t n = 0, bytes = 0;
+    tsr_engined_memory(E, &n, &bytes);
+    ck_assert_uint_eq(n, 1); /* app1's model */
+    /* Another tenant's app of the same id, another event on the app, another app: nothing. */
+    engine_event("com.tessera.v1.app.deleted", "tB", "app1");
+    engine_event("com.tessera.v1.app.updated", "tA", "app1");
+    engine_event("com.tessera.v1.app.deleted", "tA", "app3");
+    engine_event("com.tessera.v1.app.deleted", "tA", NULL);
+    ck_assert_uint_eq(tsr_engined_app_deleted(E, "", "app1"), 0);
+    ck_assert_uint_eq(tsr_engined_app_deleted(E, "tA", NULL), 0);
+    sess_t *all[] = {&t, &u, &v, &w};
+    for (size_t i = 0; i < 4; i++) {
+        ck_assert_uint_eq(tsr_qix_session_close_requested(all[i]->s, NULL, 0), 0);
+    }
+    tsr_engined_memory(E, &n, &bytes);
+    ck_assert_uint_eq(n, 1);
+    /* The event of app1 in tenant A: both its sessions are asked to close with 4204. */
+    engine_event("com.tessera.v1.app.deleted", "tA", "app1");
+    char reason[128];
+    ck_assert_uint_eq(tsr_qix_session_close_requested(t.s, reason, sizeof reason),
+                      TSR_QIX_CLOSE_APP_NOT_FOUND);
+    ck_assert_str_eq(reason, "app deleted");
+    ck_assert_uint_eq(tsr_qix_session_close_requested(u.s, NULL, 0), TSR_QIX_CLOSE_APP_NOT_FOUND);
+    ck_assert_uint_eq(tsr_qix_session_close_requested(v.s, NULL, 0), 0);
+    ck_assert_uint_eq(tsr_qix_session_close_requested(w.s, NULL, 0), 0);
+    /* The model left the app at once (the sessions hold theirs until they end). */
+    tsr_engined_memory(E, &n, &bytes);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_uint_eq(bytes, 0);
+    /* Another tenant's session on its own app is untouched and still answers. */
+    ck_assert_ptr_nonnull(json_object_get(call(&w, doc_w, "GetAppLayout", "[]"), "result"));
+    (void)doc;
+    /* Called directly it counts the sessions asked (again: idempotent). */
+    ck_assert_uint_eq(tsr_engined_app_deleted(E, "tA", "app1"), 2);
+    for (size_t i = 0; i < 4; i++) {
+        sess_close(all[i]);
+    }
+    ck_assert_uint_eq(tsr_engined_app_deleted(E, "tA", "app1"), 0);
+}
+END_TEST
+
 START_TEST(test_access_cache_invalidated_by_events_per_app_and_tenant) {
     counting_t c = {.answer = TSR_OK, .actions = TSR_ENGINED_READ};
     pthread_mutex_init(&c.mu, NULL);
@@ -2406,6 +2492,7 @@ static Suite *engined_suite(void) {
     tcase_add_test(tc, test_app_copy_and_publish_carry_the_content);
     tcase_add_test(tc, test_children_sheet_filterpane_tree_and_dimensionless_cube);
     tcase_add_test(tc, test_rest_routes_and_openapi_cover_each_other);
+    tcase_add_test(tc, test_app_deleted_event_closes_its_sessions_in_its_tenant_only);
     suite_add_tcase(s, tc);
     return s;
 }

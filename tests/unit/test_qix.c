@@ -231,8 +231,20 @@ static tsr_err_t fixture_do_reload(tsr_qix_call_t *call, void *obj, tsr_error_t 
     return TSR_OK;
 }
 
+/* The session of the last document opened, until that document is released: what a backend
+ * keeps to reach its sessions from other threads (under its own lock). */
+static pthread_mutex_t opened_mu = PTHREAD_MUTEX_INITIALIZER;
+static tsr_qix_session_t *opened_session;
+static void *opened_doc;
+
 static void fixture_doc_release(void *p) {
     fixture_doc_t *d = p;
+    pthread_mutex_lock(&opened_mu);
+    if (opened_doc == d) {
+        opened_session = NULL;
+        opened_doc = NULL;
+    }
+    pthread_mutex_unlock(&opened_mu);
     free(d->name);
     free(d);
 }
@@ -252,7 +264,6 @@ static tsr_err_t fixture_open_doc(void *ud, tsr_qix_session_t *s, const char *ap
                                   const char *user_id, bool no_data, const tsr_qix_type_t **type,
                                   void **doc, tsr_error_t *err) {
     (void)ud;
-    (void)s;
     (void)user_id;
     (void)no_data;
     if (strcmp(app_id, "missing") == 0) {
@@ -262,6 +273,10 @@ static tsr_err_t fixture_open_doc(void *ud, tsr_qix_session_t *s, const char *ap
     d->name = strdup(app_id);
     *type = &fixture_doc_type;
     *doc = d;
+    pthread_mutex_lock(&opened_mu);
+    opened_session = s;
+    opened_doc = d;
+    pthread_mutex_unlock(&opened_mu);
     return TSR_OK;
 }
 
@@ -632,6 +647,28 @@ START_TEST(test_push_change_flush_sends_idless_change_for_open_handles) {
     /* Nothing queued: nothing sent. */
     tsr_qix_session_flush(t.s);
     ck_assert_uint_eq(json_array_size(t.sink.frames), before + 1);
+    harness_cleanup(&t);
+}
+END_TEST
+
+START_TEST(test_request_close_is_recorded_first_wins_and_reason_is_capped) {
+    harness_t t;
+    harness_init(&t, "demo");
+    char reason[200];
+    ck_assert_uint_eq(tsr_qix_session_close_requested(t.s, reason, sizeof reason), 0);
+    ck_assert_str_eq(reason, "");
+    char longr[300];
+    memset(longr, 'r', sizeof longr - 1);
+    longr[sizeof longr - 1] = '\0';
+    tsr_qix_session_request_close(t.s, 4204, longr);
+    tsr_qix_session_request_close(t.s, 4000, "later"); /* ignored: the first wins */
+    tsr_qix_session_request_close(t.s, 0, "none");     /* not a close */
+    ck_assert_uint_eq(tsr_qix_session_close_requested(t.s, reason, sizeof reason), 4204);
+    /* Capped to what fits a close frame (125 bytes with the code). */
+    ck_assert_uint_eq(strlen(reason), 123);
+    ck_assert_uint_eq(tsr_qix_session_close_requested(t.s, NULL, 0), 4204);
+    /* A socket-less session sends nothing for it. */
+    ck_assert_uint_eq(json_array_size(t.sink.frames), 0);
     harness_cleanup(&t);
 }
 END_TEST
@@ -1018,6 +1055,72 @@ START_TEST(test_ws_stop_during_session_sends_close_4003) {
 }
 END_TEST
 
+typedef struct {
+    uint16_t code;
+    bool asked; /* a session was open to ask */
+} closer_t;
+
+/* Another thread than the session's: what an event consumer does when an app is deleted. */
+static void *closer_thread(void *p) {
+    closer_t *k = p;
+    pthread_mutex_lock(&opened_mu);
+    if (opened_session != NULL) {
+        tsr_qix_session_request_close(opened_session, k->code, "app deleted");
+        tsr_qix_session_request_close(opened_session, 4000, "too late"); /* first one wins */
+        k->asked = true;
+    }
+    pthread_mutex_unlock(&opened_mu);
+    return NULL;
+}
+
+START_TEST(test_ws_close_requested_from_another_thread_sends_that_code) {
+    server_t s;
+    server_start(&s, 0, false);
+    char head[2048];
+    int fd = ws_connect(tsr_httpd_port(s.h), "/app/demo", NULL, head, sizeof head);
+    json_decref(ws_recv_json(fd)); /* OnConnected */
+    json_t *f =
+        ws_call(fd, "{\"handle\":-1,\"method\":\"OpenDoc\",\"params\":[\"demo\"],\"id\":1}");
+    ck_assert_ptr_nonnull(json_object_get(f, "result"));
+    json_decref(f);
+    /* The session still answers before the request. */
+    f = ws_call(fd, "{\"handle\":1,\"method\":\"GetAppLayout\",\"id\":2}");
+    ck_assert_ptr_nonnull(json_object_get(f, "result"));
+    json_decref(f);
+    closer_t k = {.code = TSR_QIX_CLOSE_APP_NOT_FOUND};
+    pthread_t th;
+    uint64_t t0 = tsr_mono_ms();
+    ck_assert_int_eq(pthread_create(&th, NULL, closer_thread, &k), 0);
+    pthread_join(th, NULL);
+    ck_assert(k.asked);
+    /* The close frame, with the code and reason asked for, from the session's own thread. */
+    int op;
+    char *p = NULL;
+    size_t n = 0;
+    while ((op = ws_recv(fd, &p, &n)) != 0x8) {
+        ck_assert_int_ge(op, 0);
+        free(p);
+    }
+    ck_assert_uint_ge(n, 2);
+    ck_assert_int_eq(((unsigned char)p[0] << 8) | (unsigned char)p[1], 4204);
+    ck_assert_int_eq((int)(n - 2), (int)strlen("app deleted"));
+    ck_assert(memcmp(p + 2, "app deleted", n - 2) == 0);
+    ws_send(fd, 0x8, p, 2);
+    free(p);
+    ck_assert_uint_lt(tsr_mono_ms() - t0, 1000);
+    close(fd);
+    /* The session ended and released its document (nothing left to ask). */
+    for (int i = 0; i < 200 && tsr_qix_server_session_count(s.q) > 0; i++) {
+        poll(NULL, 0, 10);
+    }
+    ck_assert_uint_eq(tsr_qix_server_session_count(s.q), 0);
+    pthread_mutex_lock(&opened_mu);
+    ck_assert_ptr_null(opened_session);
+    pthread_mutex_unlock(&opened_mu);
+    server_stop(&s);
+}
+END_TEST
+
 START_TEST(test_ws_idle_client_gets_ping_then_close_1001) {
     server_t s;
     server_ping_ms = 100;
@@ -1144,6 +1247,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, test_close_handle_reports_close_and_handle_becomes_invalid);
     tcase_add_test(tc, test_push_change_flush_sends_idless_change_for_open_handles);
     tcase_add_test(tc, test_error_code_of_maps_every_code);
+    tcase_add_test(tc, test_request_close_is_recorded_first_wins_and_reason_is_capped);
     tcase_add_test(tc, test_opts_from_config_reads_knobs_and_refuses_out_of_range);
     suite_add_tcase(s, tc);
     TCase *ws = tcase_create("websocket");
@@ -1156,6 +1260,7 @@ int main(int argc, char **argv) {
     tcase_add_test(ws, test_ws_stop_during_session_sends_close_4003);
     tcase_add_test(ws, test_server_drain_new_session_is_closed_4003);
     tcase_add_test(ws, test_ws_idle_client_gets_ping_then_close_1001);
+    tcase_add_test(ws, test_ws_close_requested_from_another_thread_sends_that_code);
     suite_add_tcase(s, ws);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -38,7 +38,8 @@ typedef struct {
     tsr_httpd_t *h;
 } fx_t;
 
-static const char *fx_engine_url; /* opts.engine_url of the next fx_init (NULL: none) */
+static const char *fx_engine_url;       /* opts.engine_url of the next fx_init (NULL: none) */
+static tsr_spaces_token_fn fx_token_fn; /* opts.token_fn of the next fx_init (NULL: none) */
 
 static void fx_init(fx_t *fx) {
     tsr_error_t err;
@@ -62,7 +63,8 @@ static void fx_init(fx_t *fx) {
                            .kek = fx->kek,
                            .datafile_max_bytes = FILE_MAX,
                            .json_max_body = 65536,
-                           .engine_url = fx_engine_url};
+                           .engine_url = fx_engine_url,
+                           .token_fn = fx_token_fn};
     ck_assert_int_eq(tsr_spaces_create(&o, &fx->sp, &err), TSR_OK);
     tsr_httpd_opts_t ho = {.service = "spaces",
                            .bind = "127.0.0.1",
@@ -932,7 +934,7 @@ END_TEST
 static pthread_mutex_t fe_mu = PTHREAD_MUTEX_INITIALIZER;
 static int fe_status = 201; /* what the fake engine answers */
 static int fe_calls;
-static json_t *fe_last; /* {appId, body, token, tenant, user} of the last call */
+static json_t *fe_last; /* {appId, body, token, tenant, user, roles, authType} of the last call */
 
 static tsr_err_t fake_engine_copy(tsr_req_t *req, void *ud, tsr_error_t *err) {
     (void)ud;
@@ -943,12 +945,15 @@ static tsr_err_t fake_engine_copy(tsr_req_t *req, void *ud, tsr_error_t *err) {
     const char *tok = tsr_req_header(req, "X-Tsr-Token");
     const char *ten = tsr_req_header(req, "X-Tsr-Tenant-Id");
     const char *usr = tsr_req_header(req, "X-Tsr-User-Id");
+    const char *rol = tsr_req_header(req, "X-Tsr-Roles");
+    const char *aty = tsr_req_header(req, "X-Tsr-Auth-Type");
     pthread_mutex_lock(&fe_mu);
     fe_calls++;
     json_decref(fe_last);
-    fe_last = json_pack("{ss so* ss ss ss}", "appId", tsr_req_param(req, "appId"), "body", body,
-                        "token", tok != NULL ? tok : "", "tenant", ten != NULL ? ten : "", "user",
-                        usr != NULL ? usr : "");
+    fe_last = json_pack("{ss so* ss ss ss ss ss}", "appId", tsr_req_param(req, "appId"), "body",
+                        body, "token", tok != NULL ? tok : "", "tenant", ten != NULL ? ten : "",
+                        "user", usr != NULL ? usr : "", "roles", rol != NULL ? rol : "", "authType",
+                        aty != NULL ? aty : "");
     int st = fe_status;
     pthread_mutex_unlock(&fe_mu);
     if (st == 201) {
@@ -1029,6 +1034,8 @@ START_TEST(test_copy_and_publish_have_the_engine_copy_the_content) {
     ck_assert_str_eq(fe_str("token", NULL), "tok-u1");
     ck_assert_str_eq(fe_str("tenant", NULL), "ta");
     ck_assert_str_eq(fe_str("user", NULL), "u1");
+    /* No token source (trust-headers development): the claim only such an engine believes. */
+    ck_assert_str_eq(fe_str("authType", NULL), "service");
 
     /* The engine has no content for the source (never opened): the copy starts empty. */
     fe_status = 404;
@@ -1070,6 +1077,86 @@ START_TEST(test_copy_and_publish_have_the_engine_copy_the_content) {
     fe_last = NULL;
     free(pub);
     free(managed);
+    free(copy);
+    free(app);
+    fx_cleanup(&fx);
+}
+END_TEST
+
+/* A token source standing in for identity's service tokens: "svc:<tenant>:<user>:<roles>", or
+ * TSR_EUNAVAILABLE while ft_fail. */
+static bool ft_fail;
+static int ft_calls;
+
+static tsr_err_t fake_tokens(void *ud, const char *tenant, const char *user, const char *roles,
+                             const char *groups, char **jwt, tsr_error_t *err) {
+    (void)ud;
+    (void)groups;
+    pthread_mutex_lock(&fe_mu);
+    ft_calls++;
+    bool fail = ft_fail;
+    pthread_mutex_unlock(&fe_mu);
+    if (fail) {
+        return tsr_error_set(err, TSR_EUNAVAILABLE, "identity is down");
+    }
+    char buf[256];
+    snprintf(buf, sizeof buf, "svc:%s:%s:%s", tenant, user, roles != NULL ? roles : "");
+    *jwt = strdup(buf);
+    return TSR_OK;
+}
+
+START_TEST(test_copy_calls_the_engine_with_a_service_token) {
+    tsr_httpd_t *eng = NULL;
+    tsr_error_t err = {0};
+    tsr_httpd_opts_t eo = {
+        .service = "engine-fake", .bind = "127.0.0.1", .threads = 2, .max_body = 4096};
+    ck_assert_int_eq(tsr_httpd_create(&eo, &eng, &err), TSR_OK);
+    ck_assert_int_eq(tsr_httpd_route(eng, "POST", "/internal/v1/apps/{appId}/copy",
+                                     fake_engine_copy, NULL, &err),
+                     TSR_OK);
+    ck_assert_int_eq(tsr_httpd_start(eng, &err), TSR_OK);
+    char url[64], path[160];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u", (unsigned)tsr_httpd_port(eng));
+    fx_t fx;
+    fx_engine_url = url;
+    fx_token_fn = fake_tokens;
+    fx_init(&fx);
+    fx_engine_url = NULL;
+    fx_token_fn = NULL;
+    fe_status = 201;
+    fe_calls = 0;
+    ft_calls = 0;
+    ft_fail = false;
+    char *app = app_create(&fx, &A_U1, "Sales", NULL);
+    snprintf(path, sizeof path, "/api/v1/apps/%s/copy", app);
+
+    /* The engine gets a service token for (tenant, caller), no roles; not the caller's token. */
+    char *copy = post_tok(&fx, path, "{}", 200);
+    ck_assert_int_eq(ft_calls, 1);
+    ck_assert_int_eq(fe_calls, 1);
+    ck_assert_str_eq(fe_str("token", NULL), "svc:ta:u1:");
+    ck_assert_str_eq(fe_str("tenant", NULL), "ta");
+    ck_assert_str_eq(fe_str("user", NULL), "u1");
+    ck_assert_str_eq(fe_str("roles", NULL), "");
+
+    /* No token: 503, the engine not asked, no record. */
+    size_t n = app_count(&fx);
+    ft_fail = true;
+    ck_assert_ptr_null(post_tok(&fx, path, "{}", 503));
+    ck_assert_int_eq(fe_calls, 1);
+    ck_assert_uint_eq(app_count(&fx), n);
+
+    /* The engine refuses the token (403): 503, no record. */
+    ft_fail = false;
+    fe_status = 403;
+    ck_assert_ptr_null(post_tok(&fx, path, "{}", 503));
+    ck_assert_int_eq(fe_calls, 2);
+    ck_assert_uint_eq(app_count(&fx), n);
+
+    tsr_httpd_destroy(eng);
+    json_decref(fe_last);
+    fe_last = NULL;
+    fe_status = 201;
     free(copy);
     free(app);
     fx_cleanup(&fx);
@@ -1865,6 +1952,7 @@ int main(void) {
     tc = tcase_create("items");
     tcase_add_test(tc, test_app_create_copy_move_delete);
     tcase_add_test(tc, test_copy_and_publish_have_the_engine_copy_the_content);
+    tcase_add_test(tc, test_copy_calls_the_engine_with_a_service_token);
     tcase_add_test(tc, test_items_filters_sort_and_cursor_paging);
     tcase_add_test(tc, test_datafile_upload_download_reupload_delete);
     tcase_add_test(tc, test_datafile_sealed_at_rest_and_read_by_name);
