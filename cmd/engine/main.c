@@ -39,6 +39,8 @@ typedef struct {
     tsr_auth_tokens_t *tokens;     /* service tokens for calls to spaces; NULL: none */
     /* spaces' events dropping cached access answers (both roles); NULL: no broker */
     tsr_engined_access_events_t *access_events;
+    /* serving role: removes deleted apps' folders after TSR_ENGINE_DELETE_GRACE_S */
+    tsr_engined_sweeper_t *sweeper;
     /* reloader role */
     tsr_store_t *store;
     tsr_reload_consumer_t *consumer;
@@ -72,6 +74,24 @@ static tsr_err_t access_events_setup(engine_t *e, tsr_error_t *err) {
     return rc;
 }
 
+#define STALE_TEMP_MS (INT64_C(3600) * 1000) /* import uploads left by a crash */
+
+/* Serving role: import uploads older than an hour (a crash's) go at start-up; deleted apps'
+ * folders go TSR_ENGINE_DELETE_GRACE_S after their tombstone (any replica sweeps). */
+static tsr_err_t sweep_setup(engine_t *e, tsr_error_t *err) {
+    int64_t grace = 0;
+    tsr_err_t rc =
+        tsr_config_get_int("TSR_ENGINE_DELETE_GRACE_S", 0, INT64_C(86400) * 365, &grace, err);
+    if (rc != TSR_OK) {
+        return rc;
+    }
+    size_t n = tsr_engined_transfer_sweep(e->engined, STALE_TEMP_MS);
+    if (n > 0) {
+        tsr_log_info(NULL, "engine: %zu stale import upload(s) removed", n);
+    }
+    return tsr_engined_sweeper_start(e->engined, grace * 1000, &e->sweeper, err);
+}
+
 static void auth_teardown(engine_t *e) {
     tsr_auth_tokens_destroy(e->tokens);
     tsr_auth_verifier_destroy(e->verifier);
@@ -92,7 +112,7 @@ static tsr_err_t setup(tsr_httpd_opts_t *opts, void **ud, tsr_error_t *err) {
     if (e->tokens != NULL) {
         tsr_engined_set_token_source(e->engined, tsr_auth_tokens_cb, e->tokens);
     }
-    if ((rc = access_events_setup(e, err)) != TSR_OK) {
+    if ((rc = access_events_setup(e, err)) != TSR_OK || (rc = sweep_setup(e, err)) != TSR_OK) {
         goto fail;
     }
     qo.backend = tsr_engined_backend(e->engined);
@@ -106,6 +126,7 @@ static tsr_err_t setup(tsr_httpd_opts_t *opts, void **ud, tsr_error_t *err) {
     *ud = e;
     return TSR_OK;
 fail:
+    tsr_engined_sweeper_stop(e->sweeper);
     tsr_engined_access_events_stop(e->access_events);
     tsr_engined_destroy(e->engined);
     auth_teardown(e);
@@ -122,6 +143,7 @@ static tsr_err_t routes(tsr_httpd_t *h, void *ud, tsr_error_t *err) {
 static void teardown(void *ud) {
     engine_t *e = ud;
     tsr_qix_server_destroy(e->qix);
+    tsr_engined_sweeper_stop(e->sweeper);
     tsr_engined_access_events_stop(e->access_events);
     tsr_engined_destroy(e->engined);
     auth_teardown(e);

@@ -90,6 +90,11 @@ static tsr_err_t setup(tsr_httpd_opts_t *opts, void **ud, tsr_error_t *err) {
     /* Data-file upload bodies and download plaintext go through temporary files here. */
     char updir[4200];
     snprintf(updir, sizeof updir, "%s/spaces-uploads", tsr_config_get("TSR_STATE_DIR"));
+    /* What a crash left there: anything older than an hour (active files are newer). */
+    size_t stale = tsr_spaces_sweep_uploads(updir, INT64_C(3600) * 1000);
+    if (stale > 0) {
+        tsr_log_info(NULL, "spaces: %zu stale upload file(s) removed", stale);
+    }
     tsr_spaces_opts_t sp = {.store = a->store,
                             .kek = a->kek,
                             .blobs = a->blobs,

@@ -8,7 +8,9 @@
  * cheap to ask again); nothing ever crosses tenants. Which event touches what and the consumer
  * thread are spaces_client's (shared with reload); what is dropped is the access hook's.
  * An app.deleted event also closes the sessions of that app in this process (4204) and drops
- * its loaded model: every replica consumes every event, so each closes its own sessions.
+ * its loaded model: every replica consumes every event, so each closes its own sessions; and
+ * it tombstones the app's folder when the event's tenant owns it (removed after the grace by
+ * the sweep, tsr_engined_apps_sweep).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +64,13 @@ size_t tsr_engined_app_deleted(tsr_engined_t *e, const char *tenant_id, const ch
         pthread_mutex_unlock(&a->mu);
     }
     pthread_mutex_unlock(&e->mu);
+    /* The folder: tombstoned only when this tenant owns it (checked against its document). */
+    tsr_error_t terr = {0};
+    tsr_err_t trc = tsr_engined_app_tombstone(e, tenant_id, app_id, &terr);
+    if (trc != TSR_OK && trc != TSR_ENOTFOUND && trc != TSR_EUNSUPPORTED) {
+        tsr_log_ctx_t ctx = {.tenant_id = tenant_id};
+        tsr_log_warn(&ctx, "engined: app %s deleted: tombstone: %s", app_id, terr.msg);
+    }
     if (found) {
         tsr_log_ctx_t ctx = {.tenant_id = tenant_id};
         tsr_log_info(&ctx, "engined: app %s deleted: %zu session(s) closing, model unloaded",

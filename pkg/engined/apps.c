@@ -54,6 +54,10 @@ static tsr_err_t files_get(void *ud, const char *tenant_id, const char *app_id, 
     if (!id_is_valid(app_id)) {
         return tsr_error_set(err, TSR_ENOTFOUND, "app not found");
     }
+    snprintf(path, sizeof path, "%s/%s/tombstone", f->root, app_id);
+    if (access(path, F_OK) == 0) {
+        return tsr_error_set(err, TSR_ENOTFOUND, "app not found"); /* deleted */
+    }
     snprintf(path, sizeof path, "%s/%s/app.json", f->root, app_id);
     json_error_t jerr;
     json_t *d = json_load_file(path, 0, &jerr);
@@ -252,6 +256,12 @@ static tsr_err_t switch_model(const char *dir, char *staged, const uint64_t *fen
         rc = tsr_error_set(err, TSR_EIO, "lock %s: %s", lock, strerror(errno));
         goto out;
     }
+    snprintf(path, sizeof path, "%s/tombstone", dir);
+    if (access(path, F_OK) == 0) {
+        /* Deleted (tsr_engined_app_tombstone holds this lock): no new version. */
+        rc = tsr_error_set(err, TSR_ENOTFOUND, "app not found: it was deleted");
+        goto out;
+    }
     tsr_engined_version_t cur, next = {0};
     read_ptr(dir, &cur, old, sizeof old);
     if (fence != NULL && *fence <= cur.token) {
@@ -410,6 +420,259 @@ tsr_err_t tsr_engined_appstore_files_open(const char *root, tsr_engined_appstore
                                     .list = files_list,
                                     .close = files_close};
     return TSR_OK;
+}
+
+/* ---- deleted apps: tombstone, then removal after a grace period ----------------------------- */
+
+/* Spaces owns an app's record; when it deletes one (com.tessera.v1.app.deleted) every engine
+ * process writes a tombstone in the app's folder (once, atomically: link(2) of a complete file,
+ * under the same model.lock flock as the version switch, so a reloader either switched before
+ * or sees the tombstone and refuses). A tombstoned app is not found (opens close 4204, saves
+ * and reloads fail). Any engine process sweeps: a folder tombstoned longer than the grace is
+ * renamed to a unique trash name (rename is atomic: of two racing sweepers one wins, the other
+ * gets ENOENT and skips), then removed. Trash left by a crash is removed by the next sweep. */
+
+#define TOMBSTONE "tombstone"
+#define TRASH_PREFIX ".trash-"
+
+/* The file store's root, or NULL when e's store is another implementation. */
+static const char *files_root(const tsr_engined_t *e) {
+    return e != NULL && e->store.close == files_close ? ((const files_t *)e->store.ud)->root : NULL;
+}
+
+static bool tombstoned_at(const char *root, const char *app_id) {
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s/" TOMBSTONE, root, app_id);
+    return access(path, F_OK) == 0;
+}
+
+bool tsr_engined_app_tombstoned(const tsr_engined_t *e, const char *app_id) {
+    const char *root = files_root(e);
+    return root != NULL && id_is_valid(app_id) && tombstoned_at(root, app_id);
+}
+
+tsr_err_t tsr_engined_app_tombstone(tsr_engined_t *e, const char *tenant_id, const char *app_id,
+                                    tsr_error_t *err) {
+    const char *root = files_root(e);
+    if (root == NULL) {
+        return tsr_error_set(err, TSR_EUNSUPPORTED, "app store has no folders");
+    }
+    if (tenant_id == NULL || tenant_id[0] == '\0' || !id_is_valid(app_id)) {
+        return tsr_error_set(err, TSR_ENOTFOUND, "app not found");
+    }
+    char dir[4096], path[4400], tmp[4500], lock[4400];
+    snprintf(dir, sizeof dir, "%s/%s", root, app_id);
+    /* Tenant isolation: the event's tenant must own the folder (the document's tenantId). */
+    snprintf(path, sizeof path, "%s/app.json", dir);
+    json_t *d = json_load_file(path, 0, NULL);
+    const char *t = json_string_value(json_object_get(d, "tenantId"));
+    bool own = t != NULL && strcmp(t, tenant_id) == 0;
+    json_decref(d);
+    if (!own) {
+        return tsr_error_set(err, TSR_ENOTFOUND, "app not found");
+    }
+    snprintf(lock, sizeof lock, "%s/model.lock", dir);
+    int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lfd < 0 || flock(lfd, LOCK_EX) != 0) {
+        tsr_err_t rc = tsr_error_set(err, TSR_EIO, "lock %s: %s", lock, strerror(errno));
+        if (lfd >= 0) {
+            close(lfd);
+        }
+        return rc;
+    }
+    static unsigned long seq;
+    snprintf(path, sizeof path, "%s/" TOMBSTONE, dir);
+    snprintf(tmp, sizeof tmp, "%s.%ld.%lu", path, (long)getpid(),
+             __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
+    char now[32];
+    tsr_time_format_rfc3339(tsr_wall_ms(), now);
+    json_t *ts = json_pack("{ssss}", "tenantId", tenant_id, "deletedAt", now);
+    char *text = json_dumps(ts, JSON_COMPACT);
+    json_decref(ts);
+    tsr_err_t rc = write_atomic(tmp, text, strlen(text), err);
+    free(text);
+    if (rc == TSR_OK) {
+        /* link fails with EEXIST when another process tombstoned first: the first one stays. */
+        if (link(tmp, path) != 0 && errno != EEXIST) {
+            rc = tsr_error_set(err, TSR_EIO, "link %s: %s", path, strerror(errno));
+        }
+        (void)unlink(tmp);
+        fsync_dir(dir);
+    }
+    close(lfd);
+    return rc;
+}
+
+/* Remove path and what is under it (app folders are flat; depth capped); missing is fine. */
+static void rm_tree(int pfd, const char *name, int depth) {
+    if (unlinkat(pfd, name, 0) == 0 || errno == ENOENT || depth > 4) {
+        return;
+    }
+    int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        return;
+    }
+    DIR *d = fdopendir(fd);
+    if (d == NULL) {
+        close(fd);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+            rm_tree(dirfd(d), de->d_name, depth + 1);
+        }
+    }
+    closedir(d);
+    (void)unlinkat(pfd, name, AT_REMOVEDIR);
+}
+
+size_t tsr_engined_apps_sweep(tsr_engined_t *e, int64_t grace_ms) {
+    const char *root = files_root(e);
+    if (root == NULL) {
+        return 0;
+    }
+    int rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rfd < 0) {
+        return 0;
+    }
+    DIR *d = fdopendir(rfd);
+    if (d == NULL) {
+        close(rfd);
+        return 0;
+    }
+    static unsigned long seq;
+    size_t n = 0;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, TRASH_PREFIX, strlen(TRASH_PREFIX)) == 0) {
+            rm_tree(rfd, de->d_name, 0); /* a crashed sweep's, or one racing now: both fine */
+            continue;
+        }
+        if (!id_is_valid(de->d_name)) {
+            continue;
+        }
+        char ts[4400], trash[300];
+        struct stat st;
+        snprintf(ts, sizeof ts, "%s/" TOMBSTONE, de->d_name);
+        if (fstatat(rfd, ts, &st, 0) != 0 ||
+            now_ms - ((int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000) <
+                grace_ms) {
+            continue;
+        }
+        snprintf(trash, sizeof trash, TRASH_PREFIX "%s.%ld.%llu.%lu", de->d_name, (long)getpid(),
+                 (unsigned long long)tsr_mono_ms(), __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
+        if (renameat(rfd, de->d_name, rfd, trash) != 0) {
+            continue; /* ENOENT: another sweeper took it */
+        }
+        rm_tree(rfd, trash, 0);
+        n++;
+        tsr_log_info(NULL, "engined: deleted app %s removed from disk", de->d_name);
+    }
+    closedir(d);
+    return n;
+}
+
+size_t tsr_engined_sweep_old_files(const char *dir, int64_t max_age_ms) {
+    DIR *d = dir != NULL ? opendir(dir) : NULL;
+    if (d == NULL) {
+        return 0;
+    }
+    size_t n = 0;
+    int64_t now_s = (int64_t)time(NULL);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+        if (de->d_name[0] == '.' && (de->d_name[1] == '\0' || strcmp(de->d_name, "..") == 0)) {
+            continue;
+        }
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+            (now_s - (int64_t)st.st_mtime) * 1000 >= max_age_ms &&
+            unlinkat(dirfd(d), de->d_name, 0) == 0) {
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+size_t tsr_engined_transfer_sweep(tsr_engined_t *e, int64_t max_age_ms) {
+    if (e == NULL || e->transfer_root == NULL) {
+        return 0;
+    }
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/uploads", e->transfer_root);
+    return tsr_engined_sweep_old_files(dir, max_age_ms);
+}
+
+struct tsr_engined_sweeper {
+    tsr_engined_t *e;
+    int64_t grace_ms;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+};
+
+static void *sweeper_main(void *arg) {
+    tsr_engined_sweeper_t *s = arg;
+    /* Every grace/2, within [1 s, 60 s]: a folder goes at most that late after its grace. */
+    int64_t every = s->grace_ms / 2 < 1000    ? 1000
+                    : s->grace_ms / 2 > 60000 ? 60000
+                                              : s->grace_ms / 2;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stop) {
+        pthread_mutex_unlock(&s->mu);
+        (void)tsr_engined_apps_sweep(s->e, s->grace_ms);
+        pthread_mutex_lock(&s->mu);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t ns = (int64_t)ts.tv_nsec + (every % 1000) * 1000000;
+        ts.tv_sec += (time_t)(every / 1000 + ns / 1000000000);
+        ts.tv_nsec = (long)(ns % 1000000000);
+        while (!s->stop && pthread_cond_timedwait(&s->cv, &s->mu, &ts) == 0) {
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+tsr_err_t tsr_engined_sweeper_start(tsr_engined_t *e, int64_t grace_ms, tsr_engined_sweeper_t **out,
+                                    tsr_error_t *err) {
+    *out = NULL;
+    if (files_root(e) == NULL) {
+        return TSR_OK; /* nothing on disk to sweep */
+    }
+    tsr_engined_sweeper_t *s = tsr_xcalloc(1, sizeof *s);
+    s->e = e;
+    s->grace_ms = grace_ms;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    if (pthread_create(&s->th, NULL, sweeper_main, s) != 0) {
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv);
+        free(s);
+        return tsr_error_set(err, TSR_EINTERNAL, "cannot start the app sweeper");
+    }
+    *out = s;
+    return TSR_OK;
+}
+
+void tsr_engined_sweeper_stop(tsr_engined_sweeper_t *s) {
+    if (s == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->th, NULL);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
 }
 
 /* ---- principal ------------------------------------------------------------------------------ */
@@ -671,7 +934,7 @@ static tsr_err_t app_get(tsr_engined_t *e, const char *tenant_id, const char *ap
     pthread_mutex_lock(&e->mu);
     for (tsr_engined__app_t *a = e->apps; a != NULL; a = a->next) {
         if (strcmp(a->id, app_id) == 0) {
-            if (strcmp(a->tenant_id, tenant_id) != 0) {
+            if (strcmp(a->tenant_id, tenant_id) != 0 || tsr_engined_app_tombstoned(e, app_id)) {
                 rc = tsr_error_set(err, TSR_ENOTFOUND, "app not found");
             }
             *out = a;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine_int.h" /* the expression parser (CheckExpression) */
 #include "engined_int.h"
 #include "log.h"
 
@@ -1035,6 +1036,199 @@ static tsr_err_t d_get_objects(tsr_qix_call_t *call, void *obj, tsr_error_t *err
 
 /* Generated from enigma.js's schema 12.2027.0: every Doc method, the unoffered ones answering
  * 20 "Not implemented". */
+/* ---- CheckExpression / CheckNumberOrExpression ------------------------------------------------
+ */
+
+#define CHECK_MAX_EXPR 65536 /* bytes of an expression to check */
+#define CHECK_MAX_BAD 256    /* bad field names reported */
+
+typedef struct {
+    tsr_engined__doc_t *d;
+    const char *text; /* the checked expression (after "=") */
+    json_t *labels;   /* qLabels: names that are not fields but fine */
+    json_t *bad;      /* [{qFrom, qCount}] */
+    json_t *bad_names;
+    size_t from; /* where the next name is looked for in text */
+} check_t;
+
+static bool check_known(check_t *c, const char *name, size_t n) {
+    char buf[TSR_ENGINE_MAX_NAME + 3];
+    if (n == 0 || n > TSR_ENGINE_MAX_NAME + 2) {
+        return false;
+    }
+    memcpy(buf, name, n);
+    buf[n] = '\0';
+    size_t i;
+    json_t *l;
+    json_array_foreach(c->labels, i, l) {
+        if (json_is_string(l) && strcmp(json_string_value(l), buf) == 0) {
+            return true;
+        }
+    }
+    size_t f;
+    return tsr_engined__doc_field(c->d, buf, &f, NULL) == TSR_OK;
+}
+
+/* Record an unknown field name with its place in the text (the next occurrence). */
+static void check_bad(check_t *c, const char *name, size_t n) {
+    if (json_array_size(c->bad) >= CHECK_MAX_BAD) {
+        return;
+    }
+    const char *t = c->text;
+    size_t tl = strlen(t), at = tl, len = n;
+    for (size_t k = c->from; k + n <= tl; k++) {
+        if (strncmp(t + k, name, n) == 0) {
+            at = k;
+            /* Written in brackets: the range covers them. */
+            if (k > 0 && t[k - 1] == '[' && k + n < tl && t[k + n] == ']') {
+                at = k - 1;
+                len = n + 2;
+            }
+            c->from = k + n;
+            break;
+        }
+    }
+    json_t *r = json_object();
+    json_object_set_new(r, "qFrom", json_integer((json_int_t)(at < tl ? at : 0)));
+    json_object_set_new(r, "qCount", json_integer((json_int_t)(at < tl ? len : n)));
+    json_array_append_new(c->bad, r);
+    json_array_append_new(c->bad_names, json_stringn(name, n));
+}
+
+static void check_walk(check_t *c, const tsr_engine__expr_t *e) {
+    if (e == NULL) {
+        return;
+    }
+    if (e->kind == TSR_ENGINE__E_FIELD && !check_known(c, e->name, e->name_len)) {
+        check_bad(c, e->name, e->name_len);
+    }
+    if (e->set != NULL) {
+        for (size_t i = 0; i < e->set->n_mods; i++) {
+            const char *f = e->set->mods[i].field;
+            if (f != NULL && !check_known(c, f, strlen(f))) {
+                check_bad(c, f, strlen(f));
+            }
+        }
+    }
+    for (size_t i = 0; i < e->n_args; i++) {
+        check_walk(c, e->args[i]);
+    }
+}
+
+/* {qErrorMsg, qBadFieldNames, qDangerousFieldNames} of expression expr (returned-owned). */
+static json_t *check_expr(tsr_engined__doc_t *d, const char *expr, json_t *labels) {
+    json_t *r = json_object();
+    json_t *bad = json_array();
+    char *expanded = tsr_engined__expand(d, expr);
+    const char *t = expanded != NULL ? expanded : expr;
+    while (*t == ' ' || *t == '\t' || *t == '\r' || *t == '\n') {
+        t++;
+    }
+    if (*t == '=') {
+        t++;
+    }
+    char msg[TSR_ERROR_MSG_MAX + 64] = "";
+    tsr_engine__expr_t *e = NULL;
+    tsr_error_t err = {0};
+    size_t n = strlen(t);
+    bool blank = strspn(t, " \t\r\n") == n;
+    if (blank) {
+        snprintf(msg, sizeof msg, "Error in expression: empty expression");
+    } else if (tsr_engine__expr_parse(t, n, 1, 1, NULL, &e, &err) != TSR_OK) {
+        snprintf(msg, sizeof msg, "Error in expression: %s", err.msg[0] ? err.msg : "syntax error");
+    } else {
+        check_t c = {.d = d, .text = t, .labels = labels, .bad = bad, .bad_names = json_array()};
+        check_walk(&c, e);
+        if (json_array_size(c.bad_names) > 0 && d->model != NULL) {
+            tsr_buf_t b;
+            tsr_buf_init(&b, 4096);
+            tsr_buf_append_str(&b, "Bad field name(s): ");
+            size_t i;
+            json_t *s;
+            json_array_foreach(c.bad_names, i, s) {
+                if (i > 0) {
+                    tsr_buf_append(&b, ", ", 2);
+                }
+                tsr_buf_append(&b, json_string_value(s), json_string_length(s));
+            }
+            snprintf(msg, sizeof msg, "%.*s", (int)(b.len < 300 ? b.len : 300),
+                     b.data != NULL ? b.data : "");
+            tsr_buf_cleanup(&b);
+        } else {
+            json_array_clear(bad); /* no data loaded: fields cannot be judged */
+        }
+        json_decref(c.bad_names);
+        tsr_engine__expr_free(e);
+    }
+    free(expanded);
+    json_object_set_new(r, "qErrorMsg", json_string(msg));
+    json_object_set_new(r, "qBadFieldNames", bad);
+    json_object_set_new(r, "qDangerousFieldNames", json_array());
+    return r;
+}
+
+static tsr_err_t check_param(tsr_qix_call_t *call, const char **expr) {
+    tsr_err_t rc = tsr_qix_param_string(call, 0, NULL, expr);
+    if (rc != TSR_OK) {
+        return rc;
+    }
+    if (*expr == NULL) {
+        return tsr_qix_call_error(call, TSR_QIX_ERR_INVALID_PARAMS, "qExpr", "Invalid Params");
+    }
+    if (strlen(*expr) > CHECK_MAX_EXPR) {
+        return tsr_qix_call_error(call, TSR_QIX_ERR_INVALID_PARAMETERS, "qExpr",
+                                  "Expression too long");
+    }
+    return TSR_OK;
+}
+
+tsr_err_t tsr_engined__d_check_expression(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
+    (void)err;
+    tsr_engined__doc_t *d = obj;
+    tsr_engined__doc_sync(d);
+    const char *expr = NULL;
+    tsr_err_t rc = check_param(call, &expr);
+    if (rc != TSR_OK) {
+        return rc;
+    }
+    json_t *labels = NULL;
+    if ((rc = tsr_qix_param_json(call, 1, true, &labels)) != TSR_OK) {
+        return rc;
+    }
+    if (labels != NULL && json_array_size(labels) > 10000) {
+        return tsr_qix_call_error(call, TSR_QIX_ERR_INVALID_PARAMETERS, "qLabels",
+                                  "Too many labels");
+    }
+    tsr_qix_call_result(call, check_expr(d, expr, labels));
+    return TSR_OK;
+}
+
+tsr_err_t tsr_engined__d_check_number_or_expression(tsr_qix_call_t *call, void *obj,
+                                                    tsr_error_t *err) {
+    (void)err;
+    tsr_engined__doc_t *d = obj;
+    tsr_engined__doc_sync(d);
+    const char *expr = NULL;
+    tsr_err_t rc = check_param(call, &expr);
+    if (rc != TSR_OK) {
+        return rc;
+    }
+    char *end = NULL;
+    (void)strtod(expr, &end);
+    if (end != expr && end != NULL && strspn(end, " \t\r\n") == strlen(end)) {
+        /* A plain number. */
+        json_t *r = json_object();
+        json_object_set_new(r, "qErrorMsg", json_string(""));
+        json_object_set_new(r, "qBadFieldNames", json_array());
+        tsr_qix_call_result(call, r);
+        return TSR_OK;
+    }
+    json_t *r = check_expr(d, expr, NULL);
+    json_object_del(r, "qDangerousFieldNames");
+    tsr_qix_call_result(call, r);
+    return TSR_OK;
+}
+
 #define NI tsr_qix_not_implemented
 static const tsr_qix_method_t doc_methods[] = {
     {"AbortModal", d_abort_modal, {"qAccept", NULL}},
@@ -1052,8 +1246,8 @@ static const tsr_qix_method_t doc_methods[] = {
     {"BulkRequest", NI, {"qReqs", NULL}},
     {"ChangeSessionAppOwner", NI, {"qNewOwnerId", NULL}},
     {"ChangeSessionAppSpace", NI, {"qSpaceId", NULL}},
-    {"CheckExpression", NI, {"qExpr", "qLabels", NULL}},
-    {"CheckNumberOrExpression", NI, {"qExpr", NULL}},
+    {"CheckExpression", tsr_engined__d_check_expression, {"qExpr", "qLabels", NULL}},
+    {"CheckNumberOrExpression", tsr_engined__d_check_number_or_expression, {"qExpr", NULL}},
     {"CheckScriptSyntax", NI, {NULL}},
     {"ClearAll", d_clear_all, {"qLockedAlso", "qStateName", NULL}},
     {"ClearAllSoftPatches", NI, {NULL}},
@@ -1067,7 +1261,7 @@ static const tsr_qix_method_t doc_methods[] = {
     {"CreateBookmark", tsr_engined__d_create_bookmark, {"qProp", NULL}},
     {"CreateBookmarkEx", NI, {"qProp", "qObjectIdsToPatch", NULL}},
     {"CreateConnection", NI, {"qConnection", NULL}},
-    {"CreateDimension", NI, {"qProp", NULL}},
+    {"CreateDimension", tsr_engined__d_create_dimension, {"qProp", NULL}},
     {"CreateDraft", NI, {"qId", NULL}},
     {"CreateMeasure", tsr_engined__d_create_measure, {"qProp", NULL}},
     {"CreateObject", d_create_object, {"qProp", NULL}},
@@ -1078,7 +1272,7 @@ static const tsr_qix_method_t doc_methods[] = {
     {"CreateVariableEx", tsr_engined__d_create_variable_ex, {"qProp", NULL}},
     {"DeleteConnection", NI, {"qConnectionId", NULL}},
     {"DestroyBookmark", tsr_engined__d_destroy_bookmark, {"qId", NULL}},
-    {"DestroyDimension", NI, {"qId", NULL}},
+    {"DestroyDimension", tsr_engined__d_destroy_dimension, {"qId", NULL}},
     {"DestroyDraft", NI, {"qId", "qSourceId", NULL}},
     {"DestroyMeasure", tsr_engined__d_destroy_measure, {"qId", NULL}},
     {"DestroyObject", d_destroy_object, {"qId", NULL}},
@@ -1118,7 +1312,7 @@ static const tsr_qix_method_t doc_methods[] = {
      {"qConnectionId", "qDatabase", "qOwner", "qTable", "qConditions", NULL}},
     {"GetDatabaseTables", NI, {"qConnectionId", "qDatabase", "qOwner", NULL}},
     {"GetDatabases", NI, {"qConnectionId", NULL}},
-    {"GetDimension", NI, {"qId", NULL}},
+    {"GetDimension", tsr_engined__d_get_dimension, {"qId", NULL}},
     {"GetEmptyScript", d_get_empty_script, {"qLocalizedMainSection", NULL}},
     {"GetExpressionBNF", NI, {NULL}},
     {"GetExpressionBNFHash", NI, {NULL}},

@@ -262,10 +262,31 @@ size_t tsr_engined_access_invalidate(tsr_engined_t *e, const char *tenant_id, co
  * that opened it in this process to close with 4204 (what clients see for an unknown app; sent
  * by each session's own thread after the call in flight) and drop the app's loaded model (the
  * sessions' references keep it until they end; new opens are refused by the access check). The
- * app's files are not touched: spaces owns deletion, and a reloader may be writing them.
+ * app's folder is tombstoned (tsr_engined_app_tombstone) and removed by the sweep later.
  * Another tenant's app of the same id is never touched. Returns how many sessions were asked
  * to close. Thread safe. */
 size_t tsr_engined_app_deleted(tsr_engined_t *e, const char *tenant_id, const char *app_id);
+
+/* Deleted apps on disk (the file store; other stores: no-ops). tsr_engined_app_tombstone: when
+ * tenant_id owns the app's folder (its document's tenantId), write a tombstone there (atomic,
+ * under the version switch's flock; a second call keeps the first); another tenant's or a
+ * missing app: TSR_ENOTFOUND, nothing written. A tombstoned app is not found by opens, saves and
+ * reloads, and no new model version is switched in. tsr_engined_apps_sweep removes the folders
+ * tombstoned at least grace_ms ago (rename to a unique trash name, then delete: racing sweepers
+ * are fine) and returns how many this call removed. tsr_engined_sweep_old_files removes the
+ * regular files in dir older than max_age_ms (returns how many); tsr_engined_transfer_sweep
+ * does it for the import uploads under the transfer root. The sweeper runs
+ * tsr_engined_apps_sweep on a thread every grace/2 (1 s to 60 s) until stopped. Thread safe. */
+typedef struct tsr_engined_sweeper tsr_engined_sweeper_t;
+tsr_err_t tsr_engined_app_tombstone(tsr_engined_t *e, const char *tenant_id, const char *app_id,
+                                    tsr_error_t *err);
+bool tsr_engined_app_tombstoned(const tsr_engined_t *e, const char *app_id);
+size_t tsr_engined_apps_sweep(tsr_engined_t *e, int64_t grace_ms);
+size_t tsr_engined_sweep_old_files(const char *dir, int64_t max_age_ms);
+size_t tsr_engined_transfer_sweep(tsr_engined_t *e, int64_t max_age_ms);
+tsr_err_t tsr_engined_sweeper_start(tsr_engined_t *e, int64_t grace_ms, tsr_engined_sweeper_t **out,
+                                    tsr_error_t *err);
+void tsr_engined_sweeper_stop(tsr_engined_sweeper_t *s);
 
 /* What one spaces event does to e: tsr_engined_access_on_event on e's access hook, then, for
  * com.tessera.v1.app.deleted, tsr_engined_app_deleted. Returns the answers dropped. */

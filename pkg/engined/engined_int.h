@@ -96,7 +96,12 @@ struct tsr_engined__doc {
 
 /* A GenericVariable or GenericBookmark handle: the object is looked up by id at every call
  * (it may have been changed or destroyed by another session meanwhile). */
-enum { TSR_ENGINED__AUX_VARIABLE = 1, TSR_ENGINED__AUX_BOOKMARK = 2, TSR_ENGINED__AUX_MEASURE = 3 };
+enum {
+    TSR_ENGINED__AUX_VARIABLE = 1,
+    TSR_ENGINED__AUX_BOOKMARK = 2,
+    TSR_ENGINED__AUX_MEASURE = 3,
+    TSR_ENGINED__AUX_DIMENSION = 4
+};
 typedef struct tsr_engined__aux {
     tsr_engined__doc_t *doc;
     int handle;
@@ -129,6 +134,7 @@ extern const tsr_qix_type_t tsr_engined__field_type;
 extern const tsr_qix_type_t tsr_engined__variable_type;
 extern const tsr_qix_type_t tsr_engined__bookmark_type;
 extern const tsr_qix_type_t tsr_engined__measure_type;
+extern const tsr_qix_type_t tsr_engined__dimension_type;
 
 /* ---- apps (apps.c) ---- */
 /* Save the app document (caller holds app->mu). */
@@ -241,6 +247,7 @@ tsr_err_t tsr_engined__lib_get(tsr_qix_call_t *call, void *obj, const tsr_engine
 extern const tsr_engined__lib_kind_t tsr_engined__variable_kind;
 extern const tsr_engined__lib_kind_t tsr_engined__bookmark_kind;
 extern const tsr_engined__lib_kind_t tsr_engined__measure_kind;
+extern const tsr_engined__lib_kind_t tsr_engined__dimension_kind; /* dimension.c */
 /* GetInfo, GetLayout and GetProperties of those handles (the kind by the handle's). */
 tsr_err_t tsr_engined__lib_get_info(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
 tsr_err_t tsr_engined__lib_get_layout(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
@@ -323,6 +330,22 @@ tsr_err_t tsr_engined__d_create_measure(tsr_qix_call_t *call, void *obj, tsr_err
 tsr_err_t tsr_engined__d_get_measure(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
 tsr_err_t tsr_engined__d_get_measure_with_label(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
 tsr_err_t tsr_engined__d_destroy_measure(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+
+/* ---- master dimensions (dimension.c) ---- */
+/* {qItems:[...]} of a qDimensionListDef (returned-owned). */
+json_t *tsr_engined__dimension_list(tsr_engined__doc_t *d, json_t *def);
+/* The qDef of hypercube or list object dimension dim (returned-owned; NULL when dim has
+ * none): its own, or with a qLibraryId the master dimension's qFieldDefs and qFieldLabels
+ * (qFieldDefs [] when that dimension does not exist). Takes app->mu. */
+json_t *tsr_engined__dimension_qdef(tsr_engined__doc_t *d, json_t *dim);
+tsr_err_t tsr_engined__d_create_dimension(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__d_get_dimension(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__d_destroy_dimension(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+
+/* ---- expression checks (doc.c) ---- */
+tsr_err_t tsr_engined__d_check_expression(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__d_check_number_or_expression(tsr_qix_call_t *call, void *obj,
+                                                    tsr_error_t *err);
 
 /* Replace o's properties (p taken; its id kept): saved, change reported (SetProperties). */
 tsr_err_t tsr_engined__obj_set_props(tsr_qix_call_t *call, tsr_engined__obj_t *o, json_t *p,

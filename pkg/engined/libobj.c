@@ -143,9 +143,10 @@ tsr_err_t tsr_engined__lib_get(tsr_qix_call_t *call, void *obj, const tsr_engine
 /* The kind of an aux handle's object. */
 static const tsr_engined__lib_kind_t *kind_of(void *obj) {
     const tsr_engined__aux_t *x = obj;
-    return x->kind == TSR_ENGINED__AUX_VARIABLE  ? &tsr_engined__variable_kind
-           : x->kind == TSR_ENGINED__AUX_MEASURE ? &tsr_engined__measure_kind
-                                                 : &tsr_engined__bookmark_kind;
+    return x->kind == TSR_ENGINED__AUX_VARIABLE    ? &tsr_engined__variable_kind
+           : x->kind == TSR_ENGINED__AUX_MEASURE   ? &tsr_engined__measure_kind
+           : x->kind == TSR_ENGINED__AUX_DIMENSION ? &tsr_engined__dimension_kind
+                                                   : &tsr_engined__bookmark_kind;
 }
 
 tsr_err_t tsr_engined__lib_get_info(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {

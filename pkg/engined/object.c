@@ -393,11 +393,14 @@ static void cube_compute(tsr_engined__doc_t *d, tsr_engine_state_t *st, json_t *
     tsr_engine_sort_t *sort = tsr_xcalloc(k->nd + k->nm + 1, sizeof *sort);
     size_t nsort = 0;
     for (size_t i = 0; i < k->nd; i++) {
-        json_t *qdef = json_object_get(json_array_get(dims, i), "qDef");
+        /* A master dimension (qLibraryId) gives its field. */
+        json_t *qdef = tsr_engined__dimension_qdef(d, json_array_get(dims, i));
         const char *fd = json_string_value(json_array_get(json_object_get(qdef, "qFieldDefs"), 0));
-        if (fd != NULL && (expanded[i] = tsr_engined__expand(d, fd)) != NULL) {
-            fd = expanded[i];
+        if (fd != NULL && (expanded[i] = tsr_engined__expand(d, fd)) == NULL) {
+            expanded[i] = tsr_xstrdup(fd);
         }
+        json_decref(qdef);
+        fd = expanded[i];
         if (fd == NULL || fd[0] == '=' ||
             tsr_engined__doc_field(d, fd, &k->fields[i], NULL) != TSR_OK) {
             snprintf(k->err, sizeof k->err, "dimension %zu: field not found or calculated", i);
@@ -599,8 +602,15 @@ static json_t *hypercube_layout(tsr_engined__doc_t *d, tsr_engine_state_t *st, j
     json_object_set_new(hc, "qSize", size);
     json_t *dinfo = json_array(), *minfo = json_array(), *totals = json_array();
     for (size_t i = 0; i < k.nd && k.err[0] == '\0'; i++) {
-        json_t *qdef = json_object_get(json_array_get(dims, i), "qDef");
-        json_array_append_new(dinfo, dim_info(d, st, k.fields[i], qdef, dim_sort(qdef)));
+        json_t *dim = json_array_get(dims, i);
+        json_t *qdef = tsr_engined__dimension_qdef(d, dim);
+        json_t *di = dim_info(d, st, k.fields[i], qdef, dim_sort(qdef));
+        json_t *lib = json_object_get(dim, "qLibraryId");
+        if (json_is_string(lib) && json_string_length(lib) > 0) {
+            json_object_set(di, "qLibraryId", lib);
+        }
+        json_array_append_new(dinfo, di);
+        json_decref(qdef);
     }
     for (size_t j = 0; j < k.nm; j++) {
         json_t *m = json_array_get(meas, j);
@@ -767,9 +777,11 @@ static json_t *lo_page(tsr_engined__doc_t *d, tsr_engine_state_t *st, json_t *de
 }
 
 static tsr_err_t lo_field(tsr_engined__doc_t *d, json_t *def, size_t *f) {
-    const char *fd = json_string_value(
-        json_array_get(json_object_get(json_object_get(def, "qDef"), "qFieldDefs"), 0));
-    return tsr_engined__doc_field(d, fd, f, NULL);
+    json_t *qdef = tsr_engined__dimension_qdef(d, def); /* a master dimension's field too */
+    const char *fd = json_string_value(json_array_get(json_object_get(qdef, "qFieldDefs"), 0));
+    tsr_err_t rc = tsr_engined__doc_field(d, fd, f, NULL);
+    json_decref(qdef);
+    return rc;
 }
 
 static json_t *listobject_layout(tsr_engined__doc_t *d, tsr_engine_state_t *st, json_t *def) {
@@ -1085,8 +1097,10 @@ static json_t *transform_object(tsr_engined__doc_t *d, tsr_engine_state_t *st, j
             json_object_set_new(out, "qVariableList", tsr_engined__variable_list(d, c));
         } else if (strcmp(k, "qMeasureListDef") == 0) {
             json_object_set_new(out, "qMeasureList", tsr_engined__measure_list(d, c));
-        } else if (strcmp(k, "qDimensionListDef") == 0 || strcmp(k, "qChildListDef") == 0) {
-            /* No master items or children yet: empty lists. */
+        } else if (strcmp(k, "qDimensionListDef") == 0) {
+            json_object_set_new(out, "qDimensionList", tsr_engined__dimension_list(d, c));
+        } else if (strcmp(k, "qChildListDef") == 0) {
+            /* No children here: an empty list. */
             char name[64];
             snprintf(name, sizeof name, "%.*s", (int)(strlen(k) - 3), k);
             json_object_set_new(out, name, tsr_engined__obj1("qItems", json_array()));
@@ -1400,11 +1414,13 @@ static tsr_err_t o_select_hypercube_values(tsr_qix_call_t *call, void *obj, tsr_
     size_t f, *syms = NULL, n = 0;
     if (def != NULL && (rc = tsr_qix_param_int(call, 1, 0, &dim)) == TSR_OK &&
         (rc = tsr_qix_param_bool(call, 3, false, &toggle)) == TSR_OK) {
-        json_t *qdef = json_object_get(
-            json_array_get(json_object_get(def, "qDimensions"), dim < 0 ? SIZE_MAX : (size_t)dim),
-            "qDef");
+        json_t *qdef =
+            tsr_engined__dimension_qdef(o->doc, json_array_get(json_object_get(def, "qDimensions"),
+                                                               dim < 0 ? SIZE_MAX : (size_t)dim));
         const char *fd = json_string_value(json_array_get(json_object_get(qdef, "qFieldDefs"), 0));
-        if (tsr_engined__doc_field(o->doc, fd, &f, NULL) != TSR_OK) {
+        tsr_err_t frc = tsr_engined__doc_field(o->doc, fd, &f, NULL);
+        json_decref(qdef);
+        if (frc != TSR_OK) {
             rc = tsr_qix_call_error(call, TSR_QIX_ERR_INVALID_PARAMS, "qDimNo", "Invalid Params");
         } else if ((rc = elem_param(call, 2,
                                     tsr_engine_model_field_symbol_count(o->doc->model->m, f), &syms,
@@ -1613,12 +1629,13 @@ static size_t path_fields(tsr_qix_call_t *call, tsr_engined__obj_t *o, size_t *f
                     continue;
                 }
             }
-            json_t *qdef = json_object_get(json_array_get(dims, i), "qDef");
+            json_t *qdef = tsr_engined__dimension_qdef(o->doc, json_array_get(dims, i));
             const char *fd =
                 json_string_value(json_array_get(json_object_get(qdef, "qFieldDefs"), 0));
             if (tsr_engined__doc_field(o->doc, fd, &fields[n], NULL) == TSR_OK) {
                 n++;
             }
+            json_decref(qdef);
         }
     }
     json_decref(props);

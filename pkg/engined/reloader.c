@@ -382,7 +382,14 @@ tsr_err_t tsr_engined_reload_app(tsr_engined_t *e, const char *tenant_id, const 
     size_t file_n = 0;
     char *elog = NULL;
     *log = NULL;
-    tsr_err_t rc = e->store.get(e->store.ud, tenant_id, app_id, &doc, err);
+    tsr_err_t rc = TSR_OK;
+    if (tsr_engined_app_tombstoned(e, app_id)) {
+        /* Deleted: never re-created nor given a version (the switch checks again under its
+         * flock, for a deletion that lands while the script runs). */
+        rc = tsr_error_set(err, TSR_ENOTFOUND, "app %s was deleted", app_id);
+        goto out;
+    }
+    rc = e->store.get(e->store.ud, tenant_id, app_id, &doc, err);
     if (rc == TSR_ENOTFOUND && e->access.decide != NULL) {
         /* Spaces knows the app (the reload service asked it); the engine never opened it. */
         rc = tsr_engined_app_create(e, tenant_id, app_id, NULL, err);

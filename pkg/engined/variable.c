@@ -65,9 +65,10 @@ static json_t *iface_of(const char *qtype, int handle, const char *generic_type,
 
 json_t *tsr_engined__aux_open(tsr_qix_call_t *call, tsr_engined__doc_t *d, int kind, const char *id,
                               const char *generic_type) {
-    const tsr_qix_type_t *type = kind == TSR_ENGINED__AUX_VARIABLE  ? &tsr_engined__variable_type
-                                 : kind == TSR_ENGINED__AUX_MEASURE ? &tsr_engined__measure_type
-                                                                    : &tsr_engined__bookmark_type;
+    const tsr_qix_type_t *type = kind == TSR_ENGINED__AUX_VARIABLE    ? &tsr_engined__variable_type
+                                 : kind == TSR_ENGINED__AUX_MEASURE   ? &tsr_engined__measure_type
+                                 : kind == TSR_ENGINED__AUX_DIMENSION ? &tsr_engined__dimension_type
+                                                                      : &tsr_engined__bookmark_type;
     tsr_engined__aux_t *x = aux_find(d, kind, id);
     if (x != NULL) {
         /* Already open in this session: the same handle (enigma reuses its proxy). */

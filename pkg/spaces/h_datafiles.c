@@ -12,10 +12,13 @@
  * load script's lib://DataFiles/<name> resolves by (space, name).
  */
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -984,4 +987,27 @@ out:
     json_decref(docs);
     free(next);
     return rc;
+}
+
+size_t tsr_spaces_sweep_uploads(const char *dir, int64_t max_age_ms) {
+    /* Never the /tmp fallback: only a directory of spaces' own holds nothing else. */
+    DIR *d = dir != NULL && dir[0] != '\0' && strcmp(dir, "/tmp") != 0 ? opendir(dir) : NULL;
+    if (d == NULL) {
+        return 0;
+    }
+    size_t n = 0;
+    int64_t now_s = (int64_t)time(NULL);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+        /* A body being written or a download being read is newer: its mtime moves as it is
+         * written, and a download's file is unlinked as soon as it is open. */
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+            (now_s - (int64_t)st.st_mtime) * 1000 >= max_age_ms &&
+            unlinkat(dirfd(d), de->d_name, 0) == 0) {
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
 }

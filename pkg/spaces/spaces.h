@@ -112,6 +112,11 @@ tsr_err_t tsr_spaces_routes(tsr_httpd_t *h, void *ud, tsr_error_t *err);
 /* The i-th route (method, pattern); false past the end. For the OpenAPI contract check. */
 bool tsr_spaces_route_at(size_t i, const char **method, const char **pattern);
 
+/* Remove the regular files in dir (the upload_dir) older than max_age_ms: what a crash left of
+ * uploads and downloads (run at start-up). NULL, "" or "/tmp" (the fallback, shared with
+ * everything else): nothing. Returns how many were removed. */
+size_t tsr_spaces_sweep_uploads(const char *dir, int64_t max_age_ms);
+
 /* Readiness: the store answers. ud is the tsr_spaces_t. */
 tsr_err_t tsr_spaces_ready(void *ud, tsr_error_t *err);
 

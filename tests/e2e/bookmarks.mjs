@@ -9,6 +9,9 @@
 //     measure (qLibraryId); the bars equal the sums and the axis shows the measure's label;
 //   - a selection in the filter pane, a bookmark created from it with the keyboard only, clear
 //     all, apply the bookmark: the selections bar shows Country = Norway again; delete it;
+//   - a master dimension "Land" on Country defined in its panel and used by a bar chart (the
+//     rows of the chart by the field); a bad master measure expression refused with the
+//     engine's CheckExpression message;
 //   - publish the app to the managed space from the hub; it is listed in that space, with its
 //     master measure; then move the source app to the personal space.
 //
@@ -205,6 +208,63 @@ try {
   await page.getByTestId('bookmarks-panel').getByRole('button', { name: 'Yes, delete' }).click();
   await page.getByTestId('bookmarks-panel').getByTestId('bookmarks-empty').waitFor();
   ok('the bookmark survives a page reload and is deleted from the panel');
+
+  // ---- master dimension: defined in its panel, used by a bar chart; a bad measure refused -----
+  await page.getByTestId('toggle-dimensions').click();
+  const dp = page.getByTestId('dimensions-panel');
+  await dp.getByTestId('dimensions-empty').waitFor();
+  await dp.getByTestId('dimension-save').click(); // empty: both fields complain, nothing stored
+  await dp.getByText('Give the dimension a name.').waitFor();
+  await dp.getByText('Choose the field of the dimension.').waitFor();
+  await dp.getByLabel('Dimension name').fill('Land');
+  await dp.getByTestId('dimension-field').selectOption('Country');
+  await dp.getByTestId('dimension-save').click();
+  await dp.getByTestId('dimension-status').getByText('Master dimension “Land” created.').waitFor();
+  await dp.getByTestId('master-dimensions').getByText('Land').waitFor();
+  await checkLabels(dp, 'master dimensions panel');
+  await snap(page, 'master-dimension');
+  await page.getByTestId('toggle-dimensions').click();
+  // A bad expression is checked by the engine (CheckExpression) and not saved.
+  await page.getByTestId('toggle-measures').click();
+  const mp2 = page.getByTestId('measures-panel');
+  await mp2.getByTestId('master-measures').getByText('Total sales').waitFor();
+  await mp2.getByLabel('Measure name').fill('Broken');
+  await mp2.getByLabel('Expression').fill('Sum(Sales');
+  await mp2.getByTestId('measure-save').click();
+  await mp2.getByText(/The expression is not valid: Error in expression/).waitFor();
+  await mp2.getByLabel('Expression').fill('Sum(NoSuchField)');
+  await mp2.getByTestId('measure-save').click();
+  await mp2.getByText('The expression is not valid: Bad field name(s): NoSuchField').waitFor();
+  await snap(page, 'bad-measure-refused');
+  assert((await mp2.getByTestId('master-measures').locator('li').count()) === 1, 'the bad measure was not stored');
+  await page.getByTestId('toggle-measures').click();
+  ok('a bad master measure expression is refused with the engine\'s message (syntax, unknown field)');
+
+  // A bar chart by the master dimension: the rows of the chart by the field itself.
+  // Edit mode (the page may be in it already: ?edit=1 survives the reload).
+  if ((await page.getByTestId('sheet-edit').getAttribute('aria-pressed')) !== 'true') await page.getByTestId('sheet-edit').click();
+  const ed = page.getByTestId('chart-editor');
+  await ed.getByTestId('add-master-dimension').selectOption({ label: 'Land' });
+  await ed.getByTestId('add-master-measure').selectOption({ label: 'Total sales' });
+  const nBars = await page.locator('[data-testid=cell-barchart]').count();
+  await ed.getByTestId('add-chart').click();
+  await until('a new bar chart on the sheet', async () => (await page.locator('[data-testid=cell-barchart]').count()) > nBars);
+  const landId = await page.locator('[data-testid=cell-barchart]').nth(nBars).getAttribute('data-object-id');
+  const land = page.locator(`[data-object-id="${landId}"]`);
+  await until('the master dimension chart to draw three bars', async () => (await labels(land, countries)).length === 3);
+  const dimInfo = await page.evaluate(async (id) => {
+    const o = await window.tesseraApp.getObject(id);
+    const l = await o.getLayout();
+    const d = l.qHyperCube.qDimensionInfo[0];
+    return { title: d.qFallbackTitle, lib: (await o.getProperties()).qHyperCubeDef.qDimensions[0].qLibraryId };
+  }, landId);
+  const [cl, cf] = [await cube(page, landId), await cube(page, barId)];
+  const byText = (rows) => JSON.stringify([...rows].sort((a, b) => String(a[0]).localeCompare(String(b[0]))));
+  assert(cl.rows.length === 3 && byText(cl.rows) === byText(cf.rows), `master dimension rows ${JSON.stringify(cl.rows)} vs field rows ${JSON.stringify(cf.rows)}`);
+  assert(dimInfo.title === 'Land' && dimInfo.lib, `dimension title/library id: ${JSON.stringify(dimInfo)}`);
+  await until('the axis title to show the master dimension label', async () => (await land.innerText()).includes('Land'));
+  await snap(page, 'bar-chart-master-dimension');
+  ok(`a bar chart by the master dimension "Land" (qLibraryId ${dimInfo.lib}): ${JSON.stringify(cl.rows)}, the rows of the chart by Country`);
 
   // ---- publish to the managed space ------------------------------------------------------------
   await page.goto(`${url}/hub`);

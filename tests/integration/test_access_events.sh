@@ -9,7 +9,9 @@
 # service refuses the user's reload: only the event explains it, the TTL is a minute away.
 # The admin, in the same tenant, keeps access; the engine reloader consumes the events too.
 # Last, the admin holds two enigma.js sessions on another app and deletes the app: every
-# replica closes its sessions of it with 4204 within seconds (spaces' app.deleted event).
+# replica closes its sessions of it with 4204 within seconds (spaces' app.deleted event), and the
+# app's folder under the engine's state is tombstoned and removed after the grace
+# (TSR_ENGINE_DELETE_GRACE_S=2 here) while the other app's folder stays.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -17,7 +19,7 @@ NODE_DIR=$TSR_SOURCE_DIR/tests/qix-node
 command -v node >/dev/null || it_fail "node required (scripts/deps.sh)"
 [ -d "$NODE_DIR/node_modules/ws" ] || it_fail "$NODE_DIR/node_modules missing: run scripts/deps.sh"
 
-export TSR_ENGINE_ACCESS_CACHE_MS=60000 TSR_RELOAD_ACCESS_CACHE_MS=60000
+export TSR_ENGINE_ACCESS_CACHE_MS=60000 TSR_RELOAD_ACCESS_CACHE_MS=60000 TSR_ENGINE_DELETE_GRACE_S=2
 it_stack_up A
 cred=$A_STATE/local/credentials.json
 key=$(jq -r .apiKey "$cred")
@@ -139,6 +141,8 @@ for i in 1 2; do
   done
   grep -q '^opened' "$body.hold$i" || it_fail "enigma session $i on $app2: $(cat "$body.hold$i")"
 done
+folder=$A_STATE/engine/apps/$app2
+[ -f "$folder/app.json" ] || it_fail "the engine has no folder for $app2 ($folder)"
 t1=$(date +%s%N)
 it_expect_status "$A_URL/api/v1/apps/$app2" 200 "${auth[@]}" -X DELETE
 for i in 1 2; do
@@ -154,4 +158,18 @@ grep -q "engined: app $app2 deleted" "$logs"/engine-[12].log ||
 rm -f "$body".hold1 "$body".hold2
 it_ok "app $app2 deleted with two enigma.js sessions open: both closed 4204 within $close_ms ms"
 
+# The folder: tombstoned by the replicas at the event, removed by a sweep after the grace.
+gone=0
+for _ in $(seq 200); do
+  [ -e "$folder" ] || { gone=1; break; }
+  sleep 0.1
+done
+[ $gone = 1 ] || it_fail "the deleted app's folder is still there 20 s later: $(ls -a "$folder")"
+gone_ms=$((($(date +%s%N) - t1) / 1000000))
+[ "$gone_ms" -ge 2000 ] || it_fail "the folder went after $gone_ms ms, before the 2 s grace"
+ls -a "$A_STATE/engine/apps" | grep -q '^\.trash-' && it_fail "trash left in engine/apps"
+[ -f "$A_STATE/engine/apps/$app/app.json" ] || it_fail "the other app's folder went too"
+it_ok "app $app2's folder removed $gone_ms ms after the delete (grace 2 s); $app's folder kept"
+
 echo "# refused ${ms} ms after the assignment was removed"
+echo "# deleted app's folder removed ${gone_ms} ms after the delete (grace 2 s)"

@@ -7,6 +7,8 @@
  * through pkg/httpd's in-process requests.
  */
 #include <check.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2458,6 +2460,459 @@ START_TEST(test_rest_routes_and_openapi_cover_each_other) {
 }
 END_TEST
 
+/* ---- deleted apps: tombstone, refusals, sweep -------------------------------------------------
+ */
+
+static bool app_path_exists(const char *app, const char *name) {
+    char p[256];
+    snprintf(p, sizeof p, "%s/apps/%s%s%s", dir, app, name != NULL ? "/" : "",
+             name != NULL ? name : "");
+    return access(p, F_OK) == 0;
+}
+
+START_TEST(test_app_deleted_event_tombstones_the_owning_tenants_folder_only) {
+    tsr_error_t err = {0};
+    ck_assert_int_eq(tsr_engined_app_create(E, "tB", "appB", "B's app", &err), TSR_OK);
+    sess_t t;
+    sess_open(&t, E, "tA", "alice", "app1");
+    (void)open_loaded(&t);
+    /* Another tenant's event for app1 (and tenant A's for B's app): nothing tombstoned. */
+    engine_event("com.tessera.v1.app.deleted", "tB", "app1");
+    engine_event("com.tessera.v1.app.deleted", "tA", "appB");
+    ck_assert(!app_path_exists("app1", "tombstone"));
+    ck_assert(!app_path_exists("appB", "tombstone"));
+    ck_assert(!tsr_engined_app_tombstoned(E, "app1"));
+    ck_assert_int_eq(tsr_engined_app_tombstone(E, "tB", "app1", &err), TSR_ENOTFOUND);
+    ck_assert_int_eq(tsr_engined_app_tombstone(E, "tA", "../apps", &err), TSR_ENOTFOUND);
+    ck_assert_int_eq(tsr_engined_app_tombstone(E, "tA", "missing", &err), TSR_ENOTFOUND);
+    tsr_qix_backend_t be = tsr_engined_backend(E);
+    ck_assert_int_eq(be.check_app(be.ud, "tA/alice", "app1", &err), TSR_OK);
+    ck_assert_int_eq(be.check_app(be.ud, "tB/carol", "appB", &err), TSR_OK);
+    /* The owner's event: tombstone written with the tenant, the session asked to close. */
+    engine_event("com.tessera.v1.app.deleted", "tA", "app1");
+    ck_assert(app_path_exists("app1", "tombstone"));
+    ck_assert(tsr_engined_app_tombstoned(E, "app1"));
+    ck_assert(!tsr_engined_app_tombstoned(E, "appB"));
+    char p[256];
+    snprintf(p, sizeof p, "%s/apps/app1/tombstone", dir);
+    json_t *ts = json_load_file(p, 0, NULL);
+    ck_assert_str_eq(json_string_value(json_object_get(ts, "tenantId")), "tA");
+    ck_assert_ptr_nonnull(json_string_value(json_object_get(ts, "deletedAt")));
+    json_decref(ts);
+    ck_assert_uint_eq(tsr_qix_session_close_requested(t.s, NULL, 0), TSR_QIX_CLOSE_APP_NOT_FOUND);
+    /* Opens are refused like a missing app (4204 / OpenDoc app not found), the folder stays. */
+    ck_assert_int_eq(be.check_app(be.ud, "tA/alice", "app1", &err), TSR_ENOTFOUND);
+    sess_t u;
+    sess_open(&u, E, "tA", "bob", NULL);
+    ck_assert_int_eq(err_code(call(&u, -1, "OpenDoc", "[\"app1\"]")), TSR_QIX_ERR_APP_NOT_FOUND);
+    sess_close(&u);
+    ck_assert(app_path_exists("app1", "app.json"));
+    /* A second event (another replica's, a redelivery) keeps the first tombstone. */
+    ck_assert_int_eq(tsr_engined_app_tombstone(E, "tA", "app1", &err), TSR_OK);
+    /* Tenant B's app is untouched and still opens. */
+    ck_assert_int_eq(be.check_app(be.ud, "tB/carol", "appB", &err), TSR_OK);
+    /* The id stays taken until the sweep removed the folder. */
+    ck_assert_int_eq(tsr_engined_app_create(E, "tA", "app1", "again", &err), TSR_ECONFLICT);
+    sess_close(&t);
+}
+END_TEST
+
+static void tombstone_in_switch(void *ud) {
+    (void)ud;
+    tsr_error_t err = {0};
+    ck_assert_int_eq(tsr_engined_app_tombstone(E, "tA", "app1", &err), TSR_OK);
+}
+
+START_TEST(test_reloader_refuses_a_tombstoned_app) {
+    char data[128];
+    snprintf(data, sizeof data, "%s/data", dir);
+    (void)mkdir(data, 0700);
+    sess_t t;
+    sess_open(&t, E, "tA", "alice", "app1");
+    int doc = open_doc(&t, "app1");
+    json_t *script = json_pack("[s]", SCRIPT);
+    char *sp = json_dumps(script, 0);
+    call(&t, doc, "SetScript", sp);
+    free(sp);
+    json_decref(script);
+    sess_close(&t);
+    char *log = NULL;
+    tsr_error_t err = {0};
+    tsr_engined_reload_opts_t o = {.token = 3};
+    ck_assert_int_eq(tsr_engined_reload_app(E, "tA", "app1", &o, &log, &err), TSR_OK);
+    free(log);
+    /* Deleted while the run is between its script and the switch: the switch is refused. */
+    o = (tsr_engined_reload_opts_t){.token = 4, .before_switch = tombstone_in_switch};
+    ck_assert_int_eq(tsr_engined_reload_app(E, "tA", "app1", &o, &log, &err), TSR_ENOTFOUND);
+    ck_assert_ptr_nonnull(strstr(log, "error:"));
+    free(log);
+    /* A later run is refused up front, and names the deletion; no new version either way. */
+    o = (tsr_engined_reload_opts_t){.token = 5};
+    ck_assert_int_eq(tsr_engined_reload_app(E, "tA", "app1", &o, &log, &err), TSR_ENOTFOUND);
+    ck_assert_ptr_nonnull(strstr(err.msg, "deleted"));
+    free(log);
+    char p[256];
+    snprintf(p, sizeof p, "%s/apps/app1/model.ptr", dir);
+    json_t *ptr = json_load_file(p, 0, NULL);
+    ck_assert_int_eq(json_integer_value(json_object_get(ptr, "token")), 3);
+    json_decref(ptr);
+    ck_assert(app_path_exists("app1", "model-3-1.tsra"));
+    ck_assert(!app_path_exists("app1", "model-4-2.tsra"));
+}
+END_TEST
+
+START_TEST(test_sweep_removes_tombstoned_folders_after_the_grace) {
+    tsr_error_t err = {0};
+    ck_assert_int_eq(tsr_engined_app_create(E, "tA", "app2", "kept", &err), TSR_OK);
+    ck_assert_int_eq(tsr_engined_app_tombstone(E, "tA", "app1", &err), TSR_OK);
+    /* Within the grace: nothing goes. */
+    ck_assert_uint_eq(tsr_engined_apps_sweep(E, INT64_C(3600000)), 0);
+    ck_assert(app_path_exists("app1", "app.json"));
+    /* A trash folder a crashed sweep left goes on the next sweep, whatever its age. */
+    char p[256];
+    snprintf(p, sizeof p, "%s/apps/.trash-old.1.2.3", dir);
+    ck_assert_int_eq(mkdir(p, 0700), 0);
+    snprintf(p, sizeof p, "%s/apps/.trash-old.1.2.3/model-1-1.tsra", dir);
+    FILE *f = fopen(p, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("x", f);
+    fclose(f);
+    /* After a tiny grace: the tombstoned folder goes, the other app stays. */
+    struct timespec ts = {.tv_sec = 1, .tv_nsec = 100000000};
+    nanosleep(&ts, NULL);
+    ck_assert_uint_eq(tsr_engined_apps_sweep(E, 1000), 1);
+    ck_assert(!app_path_exists("app1", NULL));
+    ck_assert(!app_path_exists(".trash-old.1.2.3", NULL));
+    ck_assert(app_path_exists("app2", "app.json"));
+    tsr_qix_backend_t be = tsr_engined_backend(E);
+    ck_assert_int_eq(be.check_app(be.ud, "tA/alice", "app1", &err), TSR_ENOTFOUND);
+    ck_assert_uint_eq(tsr_engined_apps_sweep(E, 0), 0);
+    ck_assert(app_path_exists("app2", "app.json"));
+}
+END_TEST
+
+typedef struct {
+    tsr_engined_t *e;
+    size_t removed;
+} sweep_arg_t;
+
+static void *sweep_thread(void *arg) {
+    sweep_arg_t *s = arg;
+    s->removed = tsr_engined_apps_sweep(s->e, 0);
+    return NULL;
+}
+
+START_TEST(test_racing_sweeps_remove_each_folder_once_and_do_not_fail) {
+    tsr_error_t err = {0};
+    enum { N = 40 };
+    for (int i = 0; i < N; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "gone%d", i);
+        ck_assert_int_eq(tsr_engined_app_create(E, "tA", id, "x", &err), TSR_OK);
+        ck_assert_int_eq(tsr_engined_app_tombstone(E, "tA", id, &err), TSR_OK);
+    }
+    /* Two engines (two replicas' views of the shared folder) sweep at once. */
+    tsr_engined_t *e2 = engined_open(false);
+    sweep_arg_t a = {.e = E}, b = {.e = e2};
+    pthread_t ta, tb;
+    ck_assert_int_eq(pthread_create(&ta, NULL, sweep_thread, &a), 0);
+    ck_assert_int_eq(pthread_create(&tb, NULL, sweep_thread, &b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    ck_assert_uint_eq(a.removed + b.removed, N);
+    ck_assert_uint_eq(tsr_engined_apps_sweep(E, 0), 0);
+    ck_assert_uint_eq(tsr_engined_apps_sweep(e2, 0), 0);
+    char p[128];
+    snprintf(p, sizeof p, "%s/apps", dir);
+    DIR *d = opendir(p);
+    ck_assert_ptr_nonnull(d);
+    size_t left = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        left += de->d_name[0] != '.';
+        ck_assert_msg(strncmp(de->d_name, ".trash-", 7) != 0, "trash left: %s", de->d_name);
+    }
+    closedir(d);
+    ck_assert_uint_eq(left, 1); /* app1 */
+    tsr_engined_destroy(e2);
+}
+END_TEST
+
+START_TEST(test_stale_import_files_swept_by_age) {
+    char d[128], p[192];
+    snprintf(d, sizeof d, "%s/uploads", dir);
+    ck_assert_int_eq(mkdir(d, 0700), 0);
+    const char *names[] = {"old1", "old2", "fresh"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", d, names[i]);
+        FILE *f = fopen(p, "w");
+        ck_assert_ptr_nonnull(f);
+        fclose(f);
+        if (i < 2) {
+            struct timespec tv[2] = {{.tv_sec = time(NULL) - 7200}, {.tv_sec = time(NULL) - 7200}};
+            ck_assert_int_eq(utimensat(AT_FDCWD, p, tv, 0), 0);
+        }
+    }
+    snprintf(p, sizeof p, "%s/subdir", d);
+    ck_assert_int_eq(mkdir(p, 0700), 0);
+    ck_assert_uint_eq(tsr_engined_sweep_old_files(d, INT64_C(3600000)), 2);
+    snprintf(p, sizeof p, "%s/fresh", d);
+    ck_assert_int_eq(access(p, F_OK), 0);
+    snprintf(p, sizeof p, "%s/old1", d);
+    ck_assert_int_ne(access(p, F_OK), 0);
+    snprintf(p, sizeof p, "%s/subdir", d);
+    ck_assert_int_eq(access(p, F_OK), 0);
+    ck_assert_uint_eq(tsr_engined_sweep_old_files(d, INT64_C(3600000)), 0);
+    ck_assert_uint_eq(tsr_engined_sweep_old_files("/nonexistent/tsr", 0), 0);
+}
+END_TEST
+
+/* A bar chart over the master dimension dm-country (by load order) and Sum(Amount). */
+static const char *LIB_DIM_CUBE =
+    "[{\"qInfo\":{\"qType\":\"barchart\"},\"qHyperCubeDef\":{\"qDimensions\":[{\"qLibraryId\":"
+    "\"dm-country\",\"qDef\":{\"cId\":\"d1\",\"qSortCriterias\":[{\"qSortByLoadOrder\":1}]}}],"
+    "\"qMeasures\":[{\"qDef\":{\"qDef\":\"Sum(Amount)\"}}],"
+    "\"qInitialDataFetch\":[{\"qWidth\":2,\"qHeight\":10}]}}]";
+
+/* The same chart over the field itself. */
+static const char *FIELD_DIM_CUBE =
+    "[{\"qInfo\":{\"qType\":\"barchart\"},\"qHyperCubeDef\":{\"qDimensions\":[{\"qDef\":{"
+    "\"qFieldDefs\":[\"Country\"],\"qSortCriterias\":[{\"qSortByLoadOrder\":1}]}}],"
+    "\"qMeasures\":[{\"qDef\":{\"qDef\":\"Sum(Amount)\"}}],"
+    "\"qInitialDataFetch\":[{\"qWidth\":2,\"qHeight\":10}]}}]";
+
+static size_t dim_list_size(sess_t *t, int lst) {
+    return json_array_size(
+        json_object_get(json_object_get(layout(t, lst), "qDimensionList"), "qItems"));
+}
+
+START_TEST(test_master_dimension_create_get_destroy_and_chart_rows) {
+    sess_t t;
+    sess_open(&t, E, "tA", "alice", "app1");
+    int doc = open_loaded(&t);
+    json_t *r = call(&t, doc, "CreateDimension",
+                     "[{\"qInfo\":{\"qId\":\"dm-country\",\"qType\":\"dimension\"},"
+                     "\"qDim\":{\"qGrouping\":\"N\",\"qFieldDefs\":[\"Country\"],"
+                     "\"qFieldLabels\":[\"Land\"],\"title\":\"Land\"},"
+                     "\"qMetaDef\":{\"title\":\"Land\"}}]");
+    ck_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(result(r), "qReturn"), "qType")),
+        "GenericDimension");
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(result(r), "qInfo"), "qId")),
+                     "dm-country");
+    int dh = handle_of(r);
+    json_t *dim = json_object_get(result(call(&t, dh, "GetDimension", "[]")), "qDim");
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(dim, "qFieldDefs"), 0)),
+                     "Country");
+    json_t *dl = layout(&t, dh);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(dl, "qMeta"), "title")),
+                     "Land");
+    ck_assert_uint_eq(json_array_size(json_object_get(json_object_get(dl, "qMeta"), "privileges")),
+                      3);
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(result(call(&t, dh, "GetInfo", "[]")), "qInfo"), "qId")),
+                     "dm-country");
+    ck_assert_int_eq(handle_of(call(&t, doc, "GetDimension", "[\"dm-country\"]")), dh);
+
+    /* A chart over the master dimension has the rows of the chart over the field. */
+    int lib = handle_of(call(&t, doc, "CreateSessionObject", LIB_DIM_CUBE));
+    int fld = handle_of(call(&t, doc, "CreateSessionObject", FIELD_DIM_CUBE));
+    json_t *hl = json_object_get(layout(&t, lib), "qHyperCube");
+    json_t *ml = matrix(hl), *mf = matrix(json_object_get(layout(&t, fld), "qHyperCube"));
+    ck_assert_uint_eq(json_array_size(ml), 3);
+    ck_assert_uint_eq(json_array_size(ml), json_array_size(mf));
+    for (size_t i = 0; i < json_array_size(mf); i++) {
+        ck_assert_str_eq(cell_text(ml, i, 0), cell_text(mf, i, 0));
+        ck_assert_str_eq(cell_text(ml, i, 1), cell_text(mf, i, 1));
+    }
+    ck_assert_str_eq(cell_text(ml, 0, 0), "Sweden");
+    json_t *di = json_array_get(json_object_get(hl, "qDimensionInfo"), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(di, "qFallbackTitle")), "Land");
+    ck_assert_str_eq(json_string_value(json_object_get(di, "qLibraryId")), "dm-country");
+    /* Selecting in it selects the master dimension's field. */
+    r = call(&t, lib, "SelectHyperCubeValues", "[\"/qHyperCubeDef\",0,[1],false]");
+    ck_assert(json_is_true(json_object_get(result(r), "qSuccess")));
+    mf = matrix(json_object_get(layout(&t, fld), "qHyperCube"));
+    ck_assert_uint_eq(json_array_size(mf), 1);
+    ck_assert_str_eq(cell_text(mf, 0, 0), "Norway");
+    call(&t, doc, "ClearAll", "[]");
+
+    /* The list of master dimensions (qDimensionListDef with qData pointers). */
+    int lst = handle_of(call(&t, doc, "CreateSessionObject",
+                             "[{\"qInfo\":{\"qType\":\"DimensionList\"},\"qDimensionListDef\":{"
+                             "\"qType\":\"dimension\",\"qData\":{\"title\":\"/qDim/title\"}}}]"));
+    json_t *items = json_object_get(json_object_get(layout(&t, lst), "qDimensionList"), "qItems");
+    ck_assert_uint_eq(json_array_size(items), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(json_array_get(items, 0), "qData"), "title")),
+                     "Land");
+
+    /* Editing the master dimension changes the chart using it. */
+    r = call(&t, dh, "SetProperties",
+             "[{\"qDim\":{\"qFieldDefs\":[\"Product\"],\"qFieldLabels\":[\"\"],"
+             "\"title\":\"Item\"}}]");
+    ck_assert_ptr_nonnull(json_object_get(r, "result"));
+    ck_assert(has_change(r, lib));
+    hl = json_object_get(layout(&t, lib), "qHyperCube");
+    ml = matrix(hl);
+    ck_assert_uint_eq(json_array_size(ml), 2);
+    ck_assert_str_eq(cell_text(ml, 0, 0), "A");
+    ck_assert_str_eq(cell_text(ml, 0, 1), "30");
+    di = json_array_get(json_object_get(hl, "qDimensionInfo"), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(di, "qFallbackTitle")), "Item");
+    sess_close(&t);
+
+    /* Stored in the app: after a restart the chart still uses it; then it is destroyed. */
+    tsr_engined_destroy(E);
+    E = engined_open(false);
+    sess_open(&t, E, "tA", "alice", "app1");
+    doc = open_doc(&t, "app1");
+    lib = handle_of(call(&t, doc, "CreateSessionObject", LIB_DIM_CUBE));
+    ck_assert_str_eq(cell_text(matrix(json_object_get(layout(&t, lib), "qHyperCube")), 1, 0), "B");
+    r = call(&t, doc, "DestroyDimension", "[\"dm-country\"]");
+    ck_assert(json_is_true(json_object_get(result(r), "qSuccess")));
+    ck_assert_int_eq(err_code(call(&t, doc, "GetDimension", "[\"dm-country\"]")),
+                     TSR_QIX_ERR_NOT_FOUND);
+    ck_assert(!json_is_true(json_object_get(
+        result(call(&t, doc, "DestroyDimension", "[\"dm-country\"]")), "qSuccess")));
+    /* A chart over a missing master dimension has no rows (and answers). */
+    ck_assert_uint_eq(json_array_size(matrix(json_object_get(layout(&t, lib), "qHyperCube"))), 0);
+    sess_close(&t);
+}
+END_TEST
+
+START_TEST(test_master_dimension_needs_edit_and_rejects_bad_input) {
+    tsr_engined_t *e = engined_with_access();
+    sess_t a, b;
+    sess_open(&a, e, "tA", "alice", "sp1");
+    int doc = open_doc(&a, "sp1");
+    const char *ok = "[{\"qInfo\":{\"qId\":\"dm-1\"},\"qDim\":{\"qFieldDefs\":[\"Country\"]}}]";
+    int dh = handle_of(call(&a, doc, "CreateDimension", ok));
+    ck_assert_int_gt(dh, 0);
+    int lst = handle_of(call(&a, doc, "CreateSessionObject",
+                             "[{\"qInfo\":{\"qType\":\"DimensionList\"},"
+                             "\"qDimensionListDef\":{\"qType\":\"dimension\"}}]"));
+    ck_assert_uint_eq(dim_list_size(&a, lst), 1);
+    /* Bad properties: clear errors, nothing stored. */
+    static const char *const bad[] = {
+        "[{\"qDim\":5}]",
+        "[{\"qDim\":{}}]",
+        "[{\"qDim\":{\"qFieldDefs\":[]}}]",
+        "[{\"qDim\":{\"qFieldDefs\":[7]}}]",
+        "[{\"qDim\":{\"qFieldDefs\":[\"\"]}}]",
+        "[{\"qDim\":{\"qFieldDefs\":[\"Country\"],\"qFieldLabels\":\"x\"}}]",
+        "[{\"qInfo\":5,\"qDim\":{\"qFieldDefs\":[\"Country\"]}}]",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_eq(err_code(call(&a, doc, "CreateDimension", bad[i])),
+                         TSR_QIX_ERR_INVALID_PARAMETERS);
+        ck_assert_int_eq(err_code(call(&a, dh, "SetProperties", bad[i])),
+                         TSR_QIX_ERR_INVALID_PARAMETERS);
+    }
+    ck_assert_int_eq(err_code(call(&a, doc, "CreateDimension", "[]")), TSR_QIX_ERR_INVALID_PARAMS);
+    ck_assert_int_eq(err_code(call(&a, doc, "CreateDimension", ok)), TSR_QIX_ERR_ALREADY_EXISTS);
+    /* Caps: 65 fields (a drill-down has at most 64), an id over 128 bytes. */
+    tsr_buf_t big;
+    tsr_buf_init(&big, 1 << 20);
+    tsr_buf_append_str(&big, "[{\"qDim\":{\"qFieldDefs\":[");
+    for (int i = 0; i < 65; i++) {
+        tsr_buf_append_str(&big, i > 0 ? ",\"Country\"" : "\"Country\"");
+    }
+    tsr_buf_append_str(&big, "]}}]");
+    ck_assert_int_eq(err_code(call(&a, doc, "CreateDimension", big.data)),
+                     TSR_QIX_ERR_INVALID_PARAMETERS);
+    tsr_buf_reset(&big);
+    tsr_buf_append_str(&big, "[{\"qInfo\":{\"qId\":\"");
+    for (int i = 0; i < 129; i++) {
+        tsr_buf_append_str(&big, "x");
+    }
+    tsr_buf_append_str(&big, "\"},\"qDim\":{\"qFieldDefs\":[\"Country\"]}}]");
+    ck_assert_int_eq(err_code(call(&a, doc, "CreateDimension", big.data)),
+                     TSR_QIX_ERR_INVALID_PARAMETERS);
+    tsr_buf_cleanup(&big);
+    ck_assert_uint_eq(dim_list_size(&a, lst), 1);
+
+    /* bob reads the app: he sees the dimension but may not create, change or destroy one. */
+    sess_open(&b, e, "tA", "bob", "sp1");
+    int doc2 = open_doc(&b, "sp1");
+    int dh2 = handle_of(call(&b, doc2, "GetDimension", "[\"dm-1\"]"));
+    ck_assert_int_gt(dh2, 0);
+    ck_assert_uint_eq(
+        json_array_size(json_object_get(json_object_get(layout(&b, dh2), "qMeta"), "privileges")),
+        1);
+    ck_assert_int_eq(
+        err_code(call(&b, doc2, "CreateDimension", "[{\"qDim\":{\"qFieldDefs\":[\"Country\"]}}]")),
+        TSR_QIX_ERR_ACCESS_DENIED);
+    ck_assert_int_eq(
+        err_code(call(&b, dh2, "SetProperties", "[{\"qDim\":{\"qFieldDefs\":[\"Product\"]}}]")),
+        TSR_QIX_ERR_ACCESS_DENIED);
+    ck_assert_int_eq(err_code(call(&b, doc2, "DestroyDimension", "[\"dm-1\"]")),
+                     TSR_QIX_ERR_ACCESS_DENIED);
+    json_t *qd = json_object_get(result(call(&b, dh2, "GetDimension", "[]")), "qDim");
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(qd, "qFieldDefs"), 0)),
+                     "Country");
+    ck_assert_uint_eq(dim_list_size(&a, lst), 1);
+    sess_close(&b);
+    sess_close(&a);
+    tsr_engined_destroy(e);
+}
+END_TEST
+
+static json_t *check(sess_t *t, int doc, const char *method, const char *params) {
+    json_t *r = result(call(t, doc, method, params));
+    ck_assert_ptr_nonnull(r);
+    return r;
+}
+
+static const char *check_msg(json_t *r) {
+    return json_string_value(json_object_get(r, "qErrorMsg"));
+}
+
+START_TEST(test_check_expression_syntax_and_field_names) {
+    sess_t t;
+    sess_open(&t, E, "tA", "alice", "app1");
+    int doc = open_loaded(&t);
+    /* Fine: no message, no bad names. */
+    json_t *r = check(&t, doc, "CheckExpression", "[\"=Sum(Amount)/Count(Country)\"]");
+    ck_assert_str_eq(check_msg(r), "");
+    ck_assert_uint_eq(json_array_size(json_object_get(r, "qBadFieldNames")), 0);
+    ck_assert(json_is_array(json_object_get(r, "qDangerousFieldNames")));
+    /* Bad syntax: a message in words. */
+    r = check(&t, doc, "CheckExpression", "[\"Sum(Amount\"]");
+    ck_assert_ptr_nonnull(strstr(check_msg(r), "Error in expression"));
+    r = check(&t, doc, "CheckExpression", "[\"Sum(Amount) +\"]");
+    ck_assert_str_ne(check_msg(r), "");
+    r = check(&t, doc, "CheckExpression", "[\"\"]");
+    ck_assert_str_ne(check_msg(r), "");
+    /* An unknown field: named, with its place in the expression. */
+    r = check(&t, doc, "CheckExpression", "[\"Sum(Amount)+Sum(Price)\"]");
+    ck_assert_str_eq(check_msg(r), "Bad field name(s): Price");
+    json_t *bad = json_object_get(r, "qBadFieldNames");
+    ck_assert_uint_eq(json_array_size(bad), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(bad, 0), "qFrom")), 16);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(bad, 0), "qCount")), 5);
+    /* A name given in qLabels is not a bad field. */
+    r = check(&t, doc, "CheckExpression", "[\"Sum(Amount)+Price\",[\"Price\"]]");
+    ck_assert_str_eq(check_msg(r), "");
+    /* Set modifiers name fields too. */
+    r = check(&t, doc, "CheckExpression", "[\"Sum({<Nope={'a'}>} Amount)\"]");
+    ck_assert_str_eq(check_msg(r), "Bad field name(s): Nope");
+    /* CheckNumberOrExpression: numbers as they are, else the expression check. */
+    r = check(&t, doc, "CheckNumberOrExpression", "[\"42.5\"]");
+    ck_assert_str_eq(check_msg(r), "");
+    r = check(&t, doc, "CheckNumberOrExpression", "[\"=Max(Amount)\"]");
+    ck_assert_str_eq(check_msg(r), "");
+    r = check(&t, doc, "CheckNumberOrExpression", "[\"Max(Nope\"]");
+    ck_assert_str_ne(check_msg(r), "");
+    /* Bad parameters. */
+    ck_assert_int_eq(err_code(call(&t, doc, "CheckExpression", "[]")), TSR_QIX_ERR_INVALID_PARAMS);
+    ck_assert_int_eq(err_code(call(&t, doc, "CheckExpression", "[5]")), TSR_QIX_ERR_INVALID_PARAMS);
+    ck_assert_int_eq(err_code(call(&t, doc, "CheckExpression", "[\"1\",5]")),
+                     TSR_QIX_ERR_INVALID_PARAMS);
+    sess_close(&t);
+}
+END_TEST
+
 static Suite *engined_suite(void) {
     Suite *s = suite_create("engined");
     TCase *tc = tcase_create("qix");
@@ -2480,6 +2935,9 @@ static Suite *engined_suite(void) {
     tcase_add_test(tc, test_access_decisions_gate_open_edit_and_reload);
     tcase_add_test(tc, test_bookmark_create_apply_restores_selection_and_persists);
     tcase_add_test(tc, test_master_measure_create_list_use_in_chart_and_persist);
+    tcase_add_test(tc, test_master_dimension_create_get_destroy_and_chart_rows);
+    tcase_add_test(tc, test_master_dimension_needs_edit_and_rejects_bad_input);
+    tcase_add_test(tc, test_check_expression_syntax_and_field_names);
     tcase_add_test(tc, test_variables_script_session_app_and_dollar_expansion);
     tcase_add_test(tc, test_alternate_states_keep_their_own_selections);
     tcase_add_test(tc, test_access_cache_hit_expiry_and_failures_not_cached);
@@ -2493,6 +2951,11 @@ static Suite *engined_suite(void) {
     tcase_add_test(tc, test_children_sheet_filterpane_tree_and_dimensionless_cube);
     tcase_add_test(tc, test_rest_routes_and_openapi_cover_each_other);
     tcase_add_test(tc, test_app_deleted_event_closes_its_sessions_in_its_tenant_only);
+    tcase_add_test(tc, test_app_deleted_event_tombstones_the_owning_tenants_folder_only);
+    tcase_add_test(tc, test_reloader_refuses_a_tombstoned_app);
+    tcase_add_test(tc, test_sweep_removes_tombstoned_folders_after_the_grace);
+    tcase_add_test(tc, test_racing_sweeps_remove_each_folder_once_and_do_not_fail);
+    tcase_add_test(tc, test_stale_import_files_swept_by_age);
     suite_add_tcase(s, tc);
     return s;
 }

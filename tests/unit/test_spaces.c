@@ -6,10 +6,13 @@
  */
 #include <check.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "openapi_check.h"
@@ -1930,6 +1933,42 @@ START_TEST(test_create_needs_store_and_blobs) {
 }
 END_TEST
 
+START_TEST(test_upload_dir_sweep_removes_only_old_files) {
+    char d[] = "/tmp/tsr-spaces-up.XXXXXX", p[96];
+    ck_assert_ptr_nonnull(mkdtemp(d));
+    const char *names[] = {"datafile.old", "upload.old", "datafile.new"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", d, names[i]);
+        FILE *f = fopen(p, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs("bytes", f);
+        fclose(f);
+        if (i < 2) {
+            time_t old = time(NULL) - 2 * 3600;
+            struct timespec tv[2] = {{.tv_sec = old}, {.tv_sec = old}};
+            ck_assert_int_eq(utimensat(AT_FDCWD, p, tv, 0), 0);
+        }
+    }
+    snprintf(p, sizeof p, "%s/sub", d);
+    ck_assert_int_eq(mkdir(p, 0700), 0);
+    ck_assert_uint_eq(tsr_spaces_sweep_uploads(d, INT64_C(3600000)), 2);
+    snprintf(p, sizeof p, "%s/datafile.old", d);
+    ck_assert_int_ne(access(p, F_OK), 0);
+    snprintf(p, sizeof p, "%s/datafile.new", d);
+    ck_assert_int_eq(access(p, F_OK), 0);
+    snprintf(p, sizeof p, "%s/sub", d);
+    ck_assert_int_eq(access(p, F_OK), 0);
+    ck_assert_uint_eq(tsr_spaces_sweep_uploads(d, INT64_C(3600000)), 0);
+    /* The /tmp fallback and no directory: never swept. */
+    ck_assert_uint_eq(tsr_spaces_sweep_uploads("/tmp", 0), 0);
+    ck_assert_uint_eq(tsr_spaces_sweep_uploads(NULL, 0), 0);
+    ck_assert_uint_eq(tsr_spaces_sweep_uploads(d, 0), 1); /* the new one, at age 0 */
+    snprintf(p, sizeof p, "%s/sub", d);
+    ck_assert_int_eq(rmdir(p), 0);
+    ck_assert_int_eq(rmdir(d), 0);
+}
+END_TEST
+
 int main(void) {
     FILE *devnull = fopen("/dev/null", "w");
     tsr_log_init("spaces", TSR_LOG_INFO, devnull);
@@ -1973,6 +2012,7 @@ int main(void) {
     tc = tcase_create("contract");
     tcase_add_test(tc, test_routes_and_openapi_cover_each_other);
     tcase_add_test(tc, test_create_needs_store_and_blobs);
+    tcase_add_test(tc, test_upload_dir_sweep_removes_only_old_files);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

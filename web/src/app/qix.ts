@@ -193,6 +193,49 @@ export function masterMeasures(layout: any): MasterMeasure[] {
   }));
 }
 
+/** A master dimension (GenericDimension) as the dimension list shows it. */
+export interface MasterDimension {
+  id: string;
+  label: string;
+  field: string;
+  description: string;
+  canEdit: boolean;
+}
+
+/** Properties of a session object listing the app's master dimensions (qDimensionListDef). */
+export const DIMENSION_LIST_PROPS = {
+  qInfo: { qType: 'tsr-dimensionlist' },
+  qDimensionListDef: { qType: 'dimension', qData: { label: '/qDim/title', field: '/qDim/qFieldDefs/0', description: '/qMetaDef/description' } },
+};
+
+/* eslint-disable-next-line @typescript-eslint/no-explicit-any */
+export function masterDimensions(layout: any): MasterDimension[] {
+  /* eslint-disable-next-line @typescript-eslint/no-explicit-any */
+  return (layout?.qDimensionList?.qItems ?? []).map((it: any) => ({
+    id: it.qInfo.qId,
+    label: it.qData?.label || it.qInfo.qId,
+    field: it.qData?.field ?? '',
+    description: it.qData?.description ?? '',
+    canEdit: (it.qMeta?.privileges ?? []).includes('update'),
+  }));
+}
+
+/** Create a master dimension over one field (stored in the app); returns its id. */
+export async function createMasterDimension(app: Doc, label: string, field: string, description: string): Promise<string> {
+  const d = await app.createDimension({
+    qInfo: { qType: 'dimension' },
+    qDim: { qGrouping: 'N', qFieldDefs: [field], qFieldLabels: [label], title: label },
+    qMetaDef: { title: label, description },
+  });
+  return d.id as string;
+}
+
+/** The engine's word on an expression (Doc.CheckExpression): '' when it is fine. */
+export async function checkExpression(app: Doc, expression: string): Promise<string> {
+  const r = await app.checkExpression(expression, []);
+  return (r?.qErrorMsg ?? '') as string;
+}
+
 /** Create a master measure (stored in the app); returns its id. */
 export async function createMasterMeasure(app: Doc, label: string, expression: string, description: string): Promise<string> {
   const m = await app.createMeasure({
@@ -218,7 +261,8 @@ export async function addChart(nebbie: Nebbie, sheet: GenericObject, type: Chart
     // A master measure (LIB_PREFIX + its id) goes in as qLibraryId: the engine computes its
     // expression and shows its label, and a change of the master measure reaches the chart.
     const fields = [
-      ...dims,
+      // A master dimension (LIB_PREFIX + its id) goes in as qLibraryId as well.
+      ...dims.map((d) => (isLibraryMeasure(d) ? { qLibraryId: d.slice(LIB_PREFIX.length), type: 'dimension' } : d)),
       ...measures.map((m) => (isLibraryMeasure(m) ? { qLibraryId: m.slice(LIB_PREFIX.length), type: 'measure' } : { qDef: { qDef: `=${label(m)}`, qLabel: label(m) } })),
     ];
     props = await nebbie.generateProperties({ type, fields, properties: { title } });

@@ -4,8 +4,9 @@
 // (nebula's current selections plus back, forward, clear all, lock and unlock). In edit mode a
 // sheet gets new charts built from the data model's fields; sheets and charts are persistent
 // app objects, so they are there again after a reload of the page. Bookmarks (the user's
-// saved selections: create from the current selections, apply, delete) and master measures
-// (named measures stored in the app, offered in the chart editor) have their own panels.
+// saved selections: create from the current selections, apply, delete), master measures
+// (named measures stored in the app, checked by the engine before saving) and master
+// dimensions (named fields) have their own panels; the chart editor offers both.
 import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
 import { api } from '../api';
 import { errorText, Field, Notice, SelectField, Spinner } from '../components';
@@ -13,8 +14,13 @@ import { Link, navigate } from '../router';
 import {
   addChart,
   CHART_TYPES,
+  checkExpression,
   connect,
+  createMasterDimension,
   createMasterMeasure,
+  DIMENSION_LIST_PROPS,
+  masterDimensions,
+  type MasterDimension,
   isLibraryMeasure,
   LIB_PREFIX,
   masterMeasures,
@@ -201,8 +207,8 @@ function SelectionsBar({ conn }: { conn: Connection }) {
 
 /** The toggles for the bookmarks and master items panels, and the open panel. */
 function AppPanels({ conn }: { conn: Connection }) {
-  const [open, setOpen] = useState<'bookmarks' | 'measures' | null>(null);
-  const toggle = (p: 'bookmarks' | 'measures') => setOpen((x) => (x === p ? null : p));
+  const [open, setOpen] = useState<'bookmarks' | 'measures' | 'dimensions' | null>(null);
+  const toggle = (p: 'bookmarks' | 'measures' | 'dimensions') => setOpen((x) => (x === p ? null : p));
   const close = useCallback((ret: string) => {
     setOpen(null);
     // Back to the toggle that opened the panel (keyboard users keep their place).
@@ -216,7 +222,7 @@ function AppPanels({ conn }: { conn: Connection }) {
       if (e.key !== 'Escape' || e.defaultPrevented || document.querySelector('[role="dialog"]')) return;
       const t = e.target as HTMLElement | null;
       if (t && t !== document.body && !t.closest('.side-panel, .panel-toggles')) return;
-      close(open === 'bookmarks' ? 'toggle-bookmarks' : 'toggle-measures');
+      close(`toggle-${open}`);
     };
     window.addEventListener('keydown', onKey);
     return () => window.removeEventListener('keydown', onKey);
@@ -230,9 +236,13 @@ function AppPanels({ conn }: { conn: Connection }) {
         <button type="button" id="toggle-measures" aria-expanded={open === 'measures'} aria-controls="measures-panel" data-testid="toggle-measures" onClick={() => toggle('measures')}>
           Master measures
         </button>
+        <button type="button" id="toggle-dimensions" aria-expanded={open === 'dimensions'} aria-controls="dimensions-panel" data-testid="toggle-dimensions" onClick={() => toggle('dimensions')}>
+          Master dimensions
+        </button>
       </div>
       {open === 'bookmarks' && <BookmarksPanel conn={conn} onClose={() => close('toggle-bookmarks')} />}
       {open === 'measures' && <MeasuresPanel conn={conn} onClose={() => close('toggle-measures')} />}
+      {open === 'dimensions' && <DimensionsPanel conn={conn} onClose={() => close('toggle-dimensions')} />}
     </div>
   );
 }
@@ -403,6 +413,12 @@ function MeasuresPanel({ conn, onClose }: { conn: Connection; onClose: () => voi
     setError(null);
     setStatus(null);
     try {
+      // The engine checks the expression first (syntax, field names): a bad one is not saved.
+      const bad = await checkExpression(conn.app, x);
+      if (bad) {
+        setErrs({ expr: `The expression is not valid: ${bad}` });
+        return;
+      }
       if (editing) {
         const m = await conn.app.getMeasure(editing.id);
         const p = await m.getProperties();
@@ -722,6 +738,167 @@ function Chart({ conn, id }: { conn: Connection; id: string }) {
   );
 }
 
+/** The app's master dimensions (a DimensionList session object): define one (name, field,
+ * description), change or delete it. Charts use them through the chart editor. */
+function DimensionsPanel({ conn, onClose }: { conn: Connection; onClose: () => void }) {
+  const model = useSessionObject(conn, DIMENSION_LIST_PROPS);
+  const layout = useLayout<unknown>(model);
+  const items = masterDimensions(layout).sort((a, b) => a.label.localeCompare(b.label));
+  const [fields, setFields] = useState<string[]>([]);
+  const [editing, setEditing] = useState<MasterDimension | null>(null);
+  const [label, setLabel] = useState('');
+  const [field, setField] = useState('');
+  const [description, setDescription] = useState('');
+  const [errs, setErrs] = useState<{ label?: string; field?: string }>({});
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [status, setStatus] = useState<string | null>(null);
+  const [deleting, setDeleting] = useState<string | null>(null);
+  useEffect(() => {
+    let live = true;
+    modelFields(conn.app).then(
+      (f) => live && setFields([...new Set(f.map((x) => x.name))]),
+      (e) => live && setError(errorText(e)),
+    );
+    return () => {
+      live = false;
+    };
+  }, [conn]);
+  const reset = () => {
+    setEditing(null);
+    setLabel('');
+    setField('');
+    setDescription('');
+    setErrs({});
+  };
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    const l = label.trim();
+    const v: { label?: string; field?: string } = {};
+    if (!l) v.label = 'Give the dimension a name.';
+    else if (items.some((d) => d.label === l && d.id !== editing?.id)) v.label = 'A master dimension with this name exists.';
+    if (!field) v.field = 'Choose the field of the dimension.';
+    setErrs(v);
+    if (v.label || v.field) return;
+    setBusy(true);
+    setError(null);
+    setStatus(null);
+    try {
+      if (editing) {
+        const d = await conn.app.getDimension(editing.id);
+        const p = await d.getProperties();
+        p.qDim = { ...(p.qDim ?? {}), qFieldDefs: [field], qFieldLabels: [l], title: l };
+        p.qMetaDef = { ...(p.qMetaDef ?? {}), title: l, description: description.trim() };
+        await d.setProperties(p);
+        setStatus(`Master dimension “${l}” saved.`);
+      } else {
+        await createMasterDimension(conn.app, l, field, description.trim());
+        setStatus(`Master dimension “${l}” created.`);
+      }
+      reset();
+    } catch (err) {
+      setError(errorText(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  const remove = async (d: MasterDimension) => {
+    setError(null);
+    setStatus(null);
+    try {
+      await conn.app.destroyDimension(d.id);
+      setDeleting(null);
+      if (editing?.id === d.id) reset();
+      setStatus(`Master dimension “${d.label}” deleted.`);
+    } catch (err) {
+      setError(errorText(err));
+    }
+  };
+  return (
+    <section id="dimensions-panel" className="side-panel" aria-labelledby="dimensions-title" data-testid="dimensions-panel">
+      <PanelTop titleId="dimensions-title" title="Master dimensions" closeLabel="Close master dimensions" onClose={onClose} error={error} status={status} statusTestId="dimension-status" />
+      {!layout ? (
+        <Spinner label="Loading master dimensions…" />
+      ) : items.length === 0 ? (
+        <p className="empty" data-testid="dimensions-empty">
+          No master dimensions yet. A master dimension is a named field every chart of the app can use.
+        </p>
+      ) : (
+        <ul className="panel-list" aria-label="Master dimensions" data-testid="master-dimensions">
+          {items.map((d) => (
+            <li key={d.id} data-dimension-id={d.id}>
+              <div className="item-text">
+                <strong>{d.label}</strong>
+                <code>{d.field}</code>
+                {d.description && <span className="meta">{d.description}</span>}
+              </div>
+              {d.canEdit && (
+                <div className="item-actions">
+                  <button
+                    type="button"
+                    aria-label={`Edit master dimension ${d.label}`}
+                    onClick={() => {
+                      setEditing(d);
+                      setLabel(d.label);
+                      setField(d.field);
+                      setDescription(d.description);
+                      setErrs({});
+                    }}
+                  >
+                    Edit
+                  </button>
+                  {deleting === d.id ? (
+                    <>
+                      <button type="button" className="danger" autoFocus onClick={() => void remove(d)}>
+                        Yes, delete
+                      </button>
+                      <button type="button" onClick={() => setDeleting(null)}>
+                        Keep
+                      </button>
+                    </>
+                  ) : (
+                    <button type="button" aria-label={`Delete master dimension ${d.label}`} onClick={() => setDeleting(d.id)}>
+                      Delete
+                    </button>
+                  )}
+                </div>
+              )}
+            </li>
+          ))}
+        </ul>
+      )}
+      <form className="panel-form" onSubmit={submit} noValidate aria-label={editing ? `Edit master dimension ${editing.label}` : 'Create a master dimension'}>
+        <h3>{editing ? `Edit “${editing.label}”` : 'New master dimension'}</h3>
+        <Field label="Dimension name" value={label} maxLength={200} error={errs.label} onChange={(e) => setLabel(e.target.value)} data-testid="dimension-label" />
+        <SelectField label="Field" value={field} data-testid="dimension-field" aria-invalid={errs.field ? true : undefined} onChange={(e) => setField(e.target.value)}>
+          <option value="">Choose a field…</option>
+          {(field && !fields.includes(field) ? [field, ...fields] : fields).map((f) => (
+            <option key={f} value={f}>
+              {f}
+            </option>
+          ))}
+        </SelectField>
+        {errs.field && (
+          <small className="field-error" role="alert">
+            {errs.field}
+          </small>
+        )}
+        <Field label="Description (optional)" value={description} maxLength={1000} onChange={(e) => setDescription(e.target.value)} />
+        <div className="actions">
+          <button type="submit" className="primary" disabled={busy} data-testid="dimension-save">
+            {editing ? 'Save dimension' : 'Create dimension'}
+          </button>
+          {editing && (
+            <button type="button" onClick={reset}>
+              Cancel
+            </button>
+          )}
+        </div>
+      </form>
+    </section>
+  );
+}
+
 const AGGREGATIONS = ['Sum', 'Count', 'Avg', 'Min', 'Max', 'Count distinct'];
 
 function ChartEditor({ conn, sheet }: { conn: Connection; sheet: GenericObject }) {
@@ -738,6 +915,9 @@ function ChartEditor({ conn, sheet }: { conn: Connection; sheet: GenericObject }
   const [status, setStatus] = useState<string | null>(null);
   const masters = masterMeasures(useLayout<unknown>(useSessionObject(conn, MEASURE_LIST_PROPS)));
   const measureName = (m: string) => (isLibraryMeasure(m) ? `${masters.find((x) => LIB_PREFIX + x.id === m)?.label ?? 'Master measure'} (master)` : m);
+  const masterDims = masterDimensions(useLayout<unknown>(useSessionObject(conn, DIMENSION_LIST_PROPS)));
+  const dimLabel = (d: string) => (isLibraryMeasure(d) ? masterDims.find((x) => LIB_PREFIX + x.id === d)?.label ?? 'Dimension' : d);
+  const dimName = (d: string) => (isLibraryMeasure(d) ? `${dimLabel(d)} (master)` : d);
   useEffect(() => {
     // Again whenever the app changes: a reload finished elsewhere reaches this session as a
     // 'changed' on the Doc (the data model may have new fields).
@@ -774,7 +954,7 @@ function ChartEditor({ conn, sheet }: { conn: Connection; sheet: GenericObject }
     }
     setBusy(true);
     try {
-      await addChart(conn.nebbie, sheet, type, title.trim() || defaultTitle(type, dims, measures.map((m) => (isLibraryMeasure(m) ? masters.find((x) => LIB_PREFIX + x.id === m)?.label ?? 'Measure' : m))), dims, measures);
+      await addChart(conn.nebbie, sheet, type, title.trim() || defaultTitle(type, dims.map(dimLabel), measures.map((m) => (isLibraryMeasure(m) ? masters.find((x) => LIB_PREFIX + x.id === m)?.label ?? 'Measure' : m))), dims, measures);
       await conn.app.doSave().catch(() => undefined);
       setStatus(`${spec.label} added.`);
       setDims([]);
@@ -814,11 +994,21 @@ function ChartEditor({ conn, sheet }: { conn: Connection; sheet: GenericObject }
               </option>
             ))}
           </SelectField>
+          {type !== 'filterpane' && masterDims.length > 0 && (
+            <SelectField label="or a master dimension" value="" data-testid="add-master-dimension" onChange={(e) => addDim(e.target.value)}>
+              <option value="">Choose a master dimension…</option>
+              {masterDims.map((d) => (
+                <option key={d.id} value={LIB_PREFIX + d.id} disabled={dims.includes(LIB_PREFIX + d.id)}>
+                  {d.label}
+                </option>
+              ))}
+            </SelectField>
+          )}
           <ul className="chips" aria-label="Dimensions" data-testid="dimensions">
             {dims.map((d) => (
               <li key={d}>
-                {d}{' '}
-                <button type="button" aria-label={`Remove ${d}`} onClick={() => setDims(dims.filter((x) => x !== d))}>
+                {dimName(d)}{' '}
+                <button type="button" aria-label={`Remove ${dimName(d)}`} onClick={() => setDims(dims.filter((x) => x !== d))}>
                   ✕
                 </button>
               </li>
