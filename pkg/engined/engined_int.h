@@ -252,6 +252,50 @@ extern const tsr_engined__lib_kind_t tsr_engined__dimension_kind; /* dimension.c
 tsr_err_t tsr_engined__lib_get_info(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
 tsr_err_t tsr_engined__lib_get_layout(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
 tsr_err_t tsr_engined__lib_get_properties(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+/* A master item kept in the app document (master measures, master dimensions): what differs
+ * between them; the rest is the generic code below (libobj.c). */
+typedef struct {
+    const char *key;      /* member of the app document ("measures") */
+    const char *qtype;    /* qInfo.qType and generic type of the handle ("measure") */
+    const char *prefix;   /* of a new random id ("ms-") */
+    const char *def_key;  /* the definition member ("qMeasure") */
+    const char *too_many; /* error message when the app holds max_per_app already */
+    size_t max_per_app;
+    int aux; /* TSR_ENGINED__AUX_MEASURE ... */
+    /* true when def (the def_key member, an object) is a valid definition. */
+    bool (*def_ok)(json_t *def);
+} tsr_engined__master_t;
+extern const tsr_engined__master_t tsr_engined__measure_master;   /* measure.c */
+extern const tsr_engined__master_t tsr_engined__dimension_master; /* dimension.c */
+/* The stored item id (borrowed; caller holds app->mu), or NULL. */
+json_t *tsr_engined__master_get_locked(const tsr_engined__master_t *m, tsr_engined__app_t *a,
+                                       const char *id);
+/* A copy of item id (returned-owned; takes app->mu), or NULL. */
+json_t *tsr_engined__master_copy(const tsr_engined__master_t *m, tsr_engined__doc_t *d,
+                                 const char *id);
+/* The stored properties without the dates (GetProperties), and the layout with qMeta. */
+json_t *tsr_engined__master_props(json_t *o);
+json_t *tsr_engined__master_layout(tsr_engined__doc_t *d, json_t *o);
+/* The qXxxListDef answer {qItems} of d's app. */
+json_t *tsr_engined__master_list(const tsr_engined__master_t *m, tsr_engined__doc_t *d,
+                                 json_t *def);
+/* Doc CreateXxx, GetXxx (by qId) and DestroyXxx. */
+tsr_err_t tsr_engined__master_create(const tsr_engined__master_t *m, tsr_qix_call_t *call,
+                                     tsr_engined__doc_t *d, tsr_error_t *err);
+tsr_err_t tsr_engined__master_get(const tsr_engined__master_t *m, tsr_qix_call_t *call,
+                                  tsr_engined__doc_t *d);
+tsr_err_t tsr_engined__master_destroy(const tsr_engined__master_t *m, tsr_qix_call_t *call,
+                                      tsr_engined__doc_t *d, tsr_error_t *err);
+/* Answer the handle's opened item id (GetMeasureWithLabel) as a new handle. */
+void tsr_engined__master_open(const tsr_engined__master_t *m, tsr_qix_call_t *call,
+                              tsr_engined__doc_t *d, const char *id);
+/* Every object of the app that may use an item changes: this session's and the others'. */
+void tsr_engined__master_changed(tsr_qix_call_t *call, tsr_engined__doc_t *d);
+/* GetLinkedObjects and SetProperties of the GenericMeasure/GenericDimension handles, and
+ * their GetMeasure/GetDimension (the def_key member). */
+tsr_err_t tsr_engined__master_get_linked_objects(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__master_set_properties(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
+tsr_err_t tsr_engined__master_get_def(tsr_qix_call_t *call, void *obj, tsr_error_t *err);
 
 /* ---- variables (variable.c) ---- */
 /* Dollar expansion: text with every $(name) replaced by the variable's value (session, app or

@@ -2,9 +2,12 @@
  * What the objects kept in the app document (bookmarks, master measures, app variables, app
  * objects) share: the qId parameter, the id of a new object, the insert-and-save under the
  * app's lock, list entries with qData from JSON pointers, qMeta with the privileges, and the
- * getters of their handle types. Handlers run on the session's thread.
+ * getters of their handle types; and the whole of master measures and dimensions but for
+ * their validation and chart resolution (measure.c, dimension.c). Handlers run on the
+ * session's thread.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engined_int.h"
@@ -162,4 +165,267 @@ tsr_err_t tsr_engined__lib_get_layout(tsr_qix_call_t *call, void *obj, tsr_error
 tsr_err_t tsr_engined__lib_get_properties(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
     (void)err;
     return tsr_engined__lib_get(call, obj, kind_of(obj), "qProp");
+}
+
+/* ---- master measures and dimensions ------------------------------------------------------------
+ */
+
+#define MASTER_MAX_ID 128 /* bytes of a master item's id */
+
+json_t *tsr_engined__master_get_locked(const tsr_engined__master_t *m, tsr_engined__app_t *a,
+                                       const char *id) {
+    json_t *o = json_object_get(json_object_get(a->doc, m->key), id);
+    return json_is_object(o) ? o : NULL;
+}
+
+json_t *tsr_engined__master_copy(const tsr_engined__master_t *m, tsr_engined__doc_t *d,
+                                 const char *id) {
+    pthread_mutex_lock(&d->app->mu);
+    json_t *o = json_deep_copy(tsr_engined__master_get_locked(m, d->app, id));
+    pthread_mutex_unlock(&d->app->mu);
+    return o;
+}
+
+json_t *tsr_engined__master_props(json_t *o) {
+    json_t *p = json_deep_copy(o);
+    json_object_del(p, "creationDate");
+    json_object_del(p, "modifiedDate");
+    return p;
+}
+
+static bool may_edit(tsr_engined__doc_t *d) {
+    return (d->actions & TSR_ENGINED_EDIT) != 0;
+}
+
+json_t *tsr_engined__master_layout(tsr_engined__doc_t *d, json_t *o) {
+    json_t *l = tsr_engined__master_props(o);
+    json_object_del(l, "qMetaDef");
+    json_object_set_new(l, "qMeta", tsr_engined__lib_meta(o, may_edit(d)));
+    return l;
+}
+
+/* NULL when p is valid properties of m's items; else the offending parameter's name. */
+static const char *master_invalid(const tsr_engined__master_t *m, json_t *p) {
+    if (!json_is_object(p)) {
+        return "qProp";
+    }
+    json_t *info = json_object_get(p, "qInfo");
+    json_t *meta = json_object_get(p, "qMetaDef");
+    json_t *def = json_object_get(p, m->def_key);
+    if ((info != NULL && !json_is_object(info)) || (meta != NULL && !json_is_object(meta))) {
+        return "qProp";
+    }
+    if (!json_is_object(def) || !m->def_ok(def)) {
+        return m->def_key;
+    }
+    return NULL;
+}
+
+void tsr_engined__master_changed(tsr_qix_call_t *call, tsr_engined__doc_t *d) {
+    tsr_engined__doc_change_all(call, d);
+    tsr_engined__app_push(d->app, d, NULL, false);
+}
+
+void tsr_engined__master_open(const tsr_engined__master_t *m, tsr_qix_call_t *call,
+                              tsr_engined__doc_t *d, const char *id) {
+    tsr_qix_call_result(
+        call, tsr_engined__obj1("qReturn", tsr_engined__aux_open(call, d, m->aux, id, m->qtype)));
+}
+
+tsr_err_t tsr_engined__master_create(const tsr_engined__master_t *m, tsr_qix_call_t *call,
+                                     tsr_engined__doc_t *d, tsr_error_t *err) {
+    tsr_engined__doc_sync(d);
+    json_t *p = NULL;
+    tsr_err_t rc = tsr_qix_param_json(call, 0, false, &p);
+    if (rc != TSR_OK) {
+        return rc;
+    }
+    if (p == NULL) {
+        return tsr_qix_call_error(call, TSR_QIX_ERR_INVALID_PARAMS, "qProp", "Invalid Params");
+    }
+    const char *bad = master_invalid(m, p);
+    if (bad != NULL) {
+        return tsr_qix_call_error(call, TSR_QIX_ERR_INVALID_PARAMETERS, bad, "Invalid parameters");
+    }
+    if ((rc = tsr_engined__doc_may(call, d, TSR_ENGINED_EDIT)) != TSR_OK) {
+        return rc;
+    }
+    json_t *info = json_object_get(p, "qInfo");
+    char id[MASTER_MAX_ID + 1];
+    if ((rc = tsr_engined__lib_new_id(call, info, m->prefix, id, sizeof id)) != TSR_OK) {
+        return rc;
+    }
+    json_t *o = json_deep_copy(p);
+    char now[25];
+    tsr_time_format_rfc3339(tsr_wall_ms(), now);
+    json_t *ninfo = json_object();
+    json_object_set_new(ninfo, "qId", json_string(id));
+    json_object_set_new(ninfo, "qType", json_string(m->qtype));
+    json_object_set_new(o, "qInfo", ninfo);
+    json_object_set_new(o, "creationDate", json_string(now));
+    json_object_set_new(o, "modifiedDate", json_string(now));
+    json_t *rinfo = json_deep_copy(ninfo);
+    rc = tsr_engined__lib_insert(call, d->app, m->key, id, o, m->max_per_app, m->too_many, err);
+    if (rc != TSR_OK) {
+        json_decref(rinfo);
+        return rc;
+    }
+    json_t *r = json_object();
+    json_object_set_new(r, "qInfo", rinfo);
+    json_object_set_new(r, "qReturn", tsr_engined__aux_open(call, d, m->aux, id, m->qtype));
+    tsr_qix_call_result(call, r);
+    tsr_engined__master_changed(call, d);
+    return TSR_OK;
+}
+
+tsr_err_t tsr_engined__master_get(const tsr_engined__master_t *m, tsr_qix_call_t *call,
+                                  tsr_engined__doc_t *d) {
+    tsr_engined__doc_sync(d);
+    const char *id = NULL;
+    tsr_err_t rc = tsr_engined__lib_id_param(call, &id);
+    if (rc != TSR_OK) {
+        return rc;
+    }
+    json_t *o = tsr_engined__master_copy(m, d, id);
+    if (o == NULL) {
+        return tsr_engined__lib_not_found(call, id);
+    }
+    json_decref(o);
+    tsr_engined__master_open(m, call, d, id);
+    return TSR_OK;
+}
+
+tsr_err_t tsr_engined__master_destroy(const tsr_engined__master_t *m, tsr_qix_call_t *call,
+                                      tsr_engined__doc_t *d, tsr_error_t *err) {
+    tsr_engined__doc_sync(d);
+    const char *id = NULL;
+    tsr_err_t rc = tsr_engined__lib_id_param(call, &id);
+    if (rc != TSR_OK) {
+        return rc;
+    }
+    if ((rc = tsr_engined__doc_may(call, d, TSR_ENGINED_EDIT)) != TSR_OK) {
+        return rc;
+    }
+    char *idc = tsr_xstrdup(id);
+    bool found = false;
+    tsr_engined__app_t *a = d->app;
+    pthread_mutex_lock(&a->mu);
+    json_t *o = tsr_engined__master_get_locked(m, a, idc);
+    if (o != NULL) {
+        json_t *keep = json_incref(o);
+        json_object_del(json_object_get(a->doc, m->key), idc);
+        found = true;
+        rc = tsr_engined__app_save(a, err);
+        if (rc != TSR_OK) {
+            json_object_set(json_object_get(a->doc, m->key), idc, keep);
+            found = false;
+        }
+        json_decref(keep);
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (found) {
+        tsr_engined__aux_close(call, d, m->aux, idc);
+        tsr_engined__master_changed(call, d);
+    }
+    free(idc);
+    if (rc == TSR_OK) {
+        tsr_qix_call_result(call, tsr_engined__obj1("qSuccess", json_boolean(found)));
+    }
+    return rc;
+}
+
+json_t *tsr_engined__master_list(const tsr_engined__master_t *m, tsr_engined__doc_t *d,
+                                 json_t *def) {
+    json_t *items = json_array();
+    json_t *data = json_object_get(def, "qData");
+    bool edit = may_edit(d);
+    const char *k;
+    json_t *o;
+    pthread_mutex_lock(&d->app->mu);
+    json_object_foreach(json_object_get(d->app->doc, m->key), k, o) {
+        json_array_append_new(items,
+                              tsr_engined__lib_entry(o, tsr_engined__lib_meta(o, edit), data));
+    }
+    pthread_mutex_unlock(&d->app->mu);
+    return tsr_engined__obj1("qItems", items);
+}
+
+/* The master of a GenericMeasure or GenericDimension handle. */
+static const tsr_engined__master_t *master_of(void *obj) {
+    const tsr_engined__aux_t *x = obj;
+    return x->kind == TSR_ENGINED__AUX_MEASURE ? &tsr_engined__measure_master
+                                               : &tsr_engined__dimension_master;
+}
+
+tsr_err_t tsr_engined__master_get_def(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
+    (void)err;
+    return tsr_engined__lib_get(call, obj, kind_of(obj), master_of(obj)->def_key);
+}
+
+tsr_err_t tsr_engined__master_get_linked_objects(tsr_qix_call_t *call, void *obj,
+                                                 tsr_error_t *err) {
+    (void)err;
+    tsr_engined__doc_t *d;
+    json_t *o = tsr_engined__lib_self(call, obj, kind_of(obj), &d);
+    if (o == NULL) {
+        return TSR_EINVAL;
+    }
+    json_decref(o);
+    tsr_qix_call_result(call, tsr_engined__obj1("qItems", json_array()));
+    return TSR_OK;
+}
+
+/* New properties; the id and dates are kept. */
+tsr_err_t tsr_engined__master_set_properties(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
+    tsr_engined__aux_t *x = obj;
+    const tsr_engined__master_t *ms = master_of(obj);
+    tsr_engined__doc_t *d;
+    json_t *m = tsr_engined__lib_self(call, obj, kind_of(obj), &d);
+    if (m == NULL) {
+        return TSR_EINVAL;
+    }
+    json_t *p = NULL;
+    tsr_err_t rc = tsr_qix_param_json(call, 0, false, &p);
+    const char *bad = rc == TSR_OK ? master_invalid(ms, p) : NULL;
+    if (rc == TSR_OK && bad != NULL) {
+        rc = tsr_qix_call_error(
+            call, json_is_object(p) ? TSR_QIX_ERR_INVALID_PARAMETERS : TSR_QIX_ERR_INVALID_PARAMS,
+            bad, "Invalid parameters");
+    }
+    if (rc == TSR_OK) {
+        rc = tsr_engined__doc_may(call, d, TSR_ENGINED_EDIT);
+    }
+    if (rc != TSR_OK) {
+        json_decref(m);
+        return rc;
+    }
+    json_t *n = json_deep_copy(p);
+    json_object_set(n, "qInfo", json_object_get(m, "qInfo"));
+    json_object_set(n, "creationDate", json_object_get(m, "creationDate"));
+    char now[25];
+    tsr_time_format_rfc3339(tsr_wall_ms(), now);
+    json_object_set_new(n, "modifiedDate", json_string(now));
+    json_decref(m);
+    tsr_engined__app_t *a = d->app;
+    pthread_mutex_lock(&a->mu);
+    json_t *old = tsr_engined__master_get_locked(ms, a, x->id);
+    if (old == NULL) {
+        rc = tsr_engined__lib_not_found(call, x->id);
+        json_decref(n);
+    } else {
+        json_t *keep = json_incref(old);
+        json_object_set_new(json_object_get(a->doc, ms->key), x->id, n);
+        rc = tsr_engined__app_save(a, err);
+        if (rc != TSR_OK) {
+            json_object_set(json_object_get(a->doc, ms->key), x->id, keep);
+        }
+        json_decref(keep);
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (rc == TSR_OK) {
+        tsr_qix_call_result(call, json_object());
+        tsr_qix_call_add_change(call, x->handle);
+        tsr_engined__master_changed(call, d);
+    }
+    return rc;
 }

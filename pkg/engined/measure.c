@@ -14,69 +14,26 @@
 #include "engined_int.h"
 
 #define MS_MAX_PER_APP 5000 /* master measures of one app */
-#define MS_MAX_ID 128       /* bytes of a measure id */
 #define MS_MAX_EXPR 65536   /* bytes of a measure's expression */
 
-/* The stored measure (borrowed; caller holds app->mu), or NULL. */
-static json_t *ms_get_locked(tsr_engined__app_t *a, const char *id) {
-    json_t *m = json_object_get(json_object_get(a->doc, "measures"), id);
-    return json_is_object(m) ? m : NULL;
-}
-
-static json_t *ms_copy(tsr_engined__doc_t *d, const char *id) {
-    pthread_mutex_lock(&d->app->mu);
-    json_t *m = json_deep_copy(ms_get_locked(d->app, id));
-    pthread_mutex_unlock(&d->app->mu);
-    return m;
-}
-
-/* The stored properties without engine bookkeeping (what GetProperties answers). */
-static json_t *ms_props(json_t *m) {
-    json_t *p = json_deep_copy(m);
-    json_object_del(p, "creationDate");
-    json_object_del(p, "modifiedDate");
-    return p;
-}
-
-static bool may_edit(tsr_engined__doc_t *d) {
-    return (d->actions & TSR_ENGINED_EDIT) != 0;
-}
-
-static json_t *ms_layout(tsr_engined__doc_t *d, json_t *m) {
-    json_t *l = ms_props(m);
-    json_object_del(l, "qMetaDef");
-    json_object_set_new(l, "qMeta", tsr_engined__lib_meta(m, may_edit(d)));
-    return l;
-}
-
-/* NULL when p is valid measure properties; else the offending parameter's name. */
-static const char *invalid(json_t *p) {
-    if (!json_is_object(p)) {
-        return "qProp";
-    }
-    json_t *info = json_object_get(p, "qInfo");
-    json_t *meta = json_object_get(p, "qMetaDef");
-    json_t *m = json_object_get(p, "qMeasure");
-    if ((info != NULL && !json_is_object(info)) || (meta != NULL && !json_is_object(meta))) {
-        return "qProp";
-    }
-    if (!json_is_object(m)) {
-        return "qMeasure";
-    }
+/* true when qMeasure m is valid: a qDef expression, a string qLabel when given. */
+static bool def_ok(json_t *m) {
     json_t *def = json_object_get(m, "qDef");
     json_t *label = json_object_get(m, "qLabel");
-    if (!json_is_string(def) || json_string_length(def) > MS_MAX_EXPR ||
-        (label != NULL && !json_is_string(label))) {
-        return "qMeasure";
-    }
-    return NULL;
+    return json_is_string(def) && json_string_length(def) <= MS_MAX_EXPR &&
+           (label == NULL || json_is_string(label));
 }
 
-/* Every object of the app that may use the measure changes: this session's and the others'. */
-static void changed(tsr_qix_call_t *call, tsr_engined__doc_t *d) {
-    tsr_engined__doc_change_all(call, d);
-    tsr_engined__app_push(d->app, d, NULL, false);
-}
+const tsr_engined__master_t tsr_engined__measure_master = {
+    .key = "measures",
+    .qtype = "measure",
+    .prefix = "ms-",
+    .def_key = "qMeasure",
+    .too_many = "Too many measures in the app",
+    .max_per_app = MS_MAX_PER_APP,
+    .aux = TSR_ENGINED__AUX_MEASURE,
+    .def_ok = def_ok,
+};
 
 json_t *tsr_engined__measure_qdef(tsr_engined__doc_t *d, json_t *m) {
     json_t *qdef = json_object_get(m, "qDef");
@@ -85,7 +42,8 @@ json_t *tsr_engined__measure_qdef(tsr_engined__doc_t *d, json_t *m) {
         return json_incref(qdef);
     }
     pthread_mutex_lock(&d->app->mu);
-    json_t *ms = json_object_get(ms_get_locked(d->app, lib), "qMeasure");
+    json_t *ms = json_object_get(
+        tsr_engined__master_get_locked(&tsr_engined__measure_master, d->app, lib), "qMeasure");
     json_t *r = NULL;
     if (json_is_object(ms)) {
         /* The chart's own qDef properties (cId, custom keys) with the library's expression. */
@@ -106,71 +64,12 @@ json_t *tsr_engined__measure_qdef(tsr_engined__doc_t *d, json_t *m) {
  */
 
 tsr_err_t tsr_engined__d_create_measure(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
-    tsr_engined__doc_t *d = obj;
-    tsr_engined__doc_sync(d);
-    json_t *p = NULL;
-    tsr_err_t rc = tsr_qix_param_json(call, 0, false, &p);
-    if (rc != TSR_OK) {
-        return rc;
-    }
-    if (p == NULL) {
-        return tsr_qix_call_error(call, TSR_QIX_ERR_INVALID_PARAMS, "qProp", "Invalid Params");
-    }
-    const char *bad = invalid(p);
-    if (bad != NULL) {
-        return tsr_qix_call_error(call, TSR_QIX_ERR_INVALID_PARAMETERS, bad, "Invalid parameters");
-    }
-    if ((rc = tsr_engined__doc_may(call, d, TSR_ENGINED_EDIT)) != TSR_OK) {
-        return rc;
-    }
-    json_t *info = json_object_get(p, "qInfo");
-    char id[MS_MAX_ID + 1];
-    if ((rc = tsr_engined__lib_new_id(call, info, "ms-", id, sizeof id)) != TSR_OK) {
-        return rc;
-    }
-    json_t *m = json_deep_copy(p);
-    char now[25];
-    tsr_time_format_rfc3339(tsr_wall_ms(), now);
-    json_t *ninfo = json_object();
-    json_object_set_new(ninfo, "qId", json_string(id));
-    json_object_set_new(ninfo, "qType", json_string("measure"));
-    json_object_set_new(m, "qInfo", ninfo);
-    json_object_set_new(m, "creationDate", json_string(now));
-    json_object_set_new(m, "modifiedDate", json_string(now));
-    json_t *rinfo = json_deep_copy(ninfo);
-    rc = tsr_engined__lib_insert(call, d->app, "measures", id, m, MS_MAX_PER_APP,
-                                 "Too many measures in the app", err);
-    if (rc != TSR_OK) {
-        json_decref(rinfo);
-        return rc;
-    }
-    json_t *r = json_object();
-    json_object_set_new(r, "qInfo", rinfo);
-    json_object_set_new(r, "qReturn",
-                        tsr_engined__aux_open(call, d, TSR_ENGINED__AUX_MEASURE, id, "measure"));
-    tsr_qix_call_result(call, r);
-    changed(call, d);
-    return TSR_OK;
+    return tsr_engined__master_create(&tsr_engined__measure_master, call, obj, err);
 }
 
 tsr_err_t tsr_engined__d_get_measure(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
     (void)err;
-    tsr_engined__doc_t *d = obj;
-    tsr_engined__doc_sync(d);
-    const char *id = NULL;
-    tsr_err_t rc = tsr_engined__lib_id_param(call, &id);
-    if (rc != TSR_OK) {
-        return rc;
-    }
-    json_t *m = ms_copy(d, id);
-    if (m == NULL) {
-        return tsr_engined__lib_not_found(call, id);
-    }
-    json_decref(m);
-    tsr_qix_call_result(
-        call, tsr_engined__obj1("qReturn", tsr_engined__aux_open(call, d, TSR_ENGINED__AUX_MEASURE,
-                                                                 id, "measure")));
-    return TSR_OK;
+    return tsr_engined__master_get(&tsr_engined__measure_master, call, obj);
 }
 
 tsr_err_t tsr_engined__d_get_measure_with_label(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
@@ -200,147 +99,28 @@ tsr_err_t tsr_engined__d_get_measure_with_label(tsr_qix_call_t *call, void *obj,
     if (found == NULL) {
         return tsr_engined__lib_not_found(call, label);
     }
-    tsr_qix_call_result(
-        call, tsr_engined__obj1("qReturn", tsr_engined__aux_open(call, d, TSR_ENGINED__AUX_MEASURE,
-                                                                 found, "measure")));
+    tsr_engined__master_open(&tsr_engined__measure_master, call, d, found);
     free(found);
     return TSR_OK;
 }
 
 tsr_err_t tsr_engined__d_destroy_measure(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
-    tsr_engined__doc_t *d = obj;
-    tsr_engined__doc_sync(d);
-    const char *id = NULL;
-    tsr_err_t rc = tsr_engined__lib_id_param(call, &id);
-    if (rc != TSR_OK) {
-        return rc;
-    }
-    if ((rc = tsr_engined__doc_may(call, d, TSR_ENGINED_EDIT)) != TSR_OK) {
-        return rc;
-    }
-    char *idc = tsr_xstrdup(id);
-    bool found = false;
-    tsr_engined__app_t *a = d->app;
-    pthread_mutex_lock(&a->mu);
-    json_t *m = ms_get_locked(a, idc);
-    if (m != NULL) {
-        json_t *keep = json_incref(m);
-        json_object_del(json_object_get(a->doc, "measures"), idc);
-        found = true;
-        rc = tsr_engined__app_save(a, err);
-        if (rc != TSR_OK) {
-            json_object_set(json_object_get(a->doc, "measures"), idc, keep);
-            found = false;
-        }
-        json_decref(keep);
-    }
-    pthread_mutex_unlock(&a->mu);
-    if (found) {
-        tsr_engined__aux_close(call, d, TSR_ENGINED__AUX_MEASURE, idc);
-        changed(call, d);
-    }
-    free(idc);
-    if (rc == TSR_OK) {
-        tsr_qix_call_result(call, tsr_engined__obj1("qSuccess", json_boolean(found)));
-    }
-    return rc;
+    return tsr_engined__master_destroy(&tsr_engined__measure_master, call, obj, err);
 }
 
 json_t *tsr_engined__measure_list(tsr_engined__doc_t *d, json_t *def) {
-    json_t *items = json_array();
-    json_t *data = json_object_get(def, "qData");
-    bool edit = may_edit(d);
-    const char *k;
-    json_t *m;
-    pthread_mutex_lock(&d->app->mu);
-    json_object_foreach(json_object_get(d->app->doc, "measures"), k, m) {
-        json_array_append_new(items,
-                              tsr_engined__lib_entry(m, tsr_engined__lib_meta(m, edit), data));
-    }
-    pthread_mutex_unlock(&d->app->mu);
-    return tsr_engined__obj1("qItems", items);
+    return tsr_engined__master_list(&tsr_engined__measure_master, d, def);
 }
 
 /* ---- GenericMeasure methods -------------------------------------------------------------------
  */
 
+static json_t *ms_copy(tsr_engined__doc_t *d, const char *id) {
+    return tsr_engined__master_copy(&tsr_engined__measure_master, d, id);
+}
+
 const tsr_engined__lib_kind_t tsr_engined__measure_kind = {
-    .copy = ms_copy, .props = ms_props, .layout = ms_layout};
-
-static json_t *self(tsr_qix_call_t *call, void *obj, tsr_engined__doc_t **d) {
-    return tsr_engined__lib_self(call, obj, &tsr_engined__measure_kind, d);
-}
-
-static tsr_err_t m_get_measure(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
-    (void)err;
-    return tsr_engined__lib_get(call, obj, &tsr_engined__measure_kind, "qMeasure");
-}
-
-static tsr_err_t m_get_linked_objects(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
-    (void)err;
-    tsr_engined__doc_t *d;
-    json_t *m = self(call, obj, &d);
-    if (m == NULL) {
-        return TSR_EINVAL;
-    }
-    json_decref(m);
-    tsr_qix_call_result(call, tsr_engined__obj1("qItems", json_array()));
-    return TSR_OK;
-}
-
-/* New properties; the id and dates are kept. */
-static tsr_err_t m_set_properties(tsr_qix_call_t *call, void *obj, tsr_error_t *err) {
-    tsr_engined__aux_t *x = obj;
-    tsr_engined__doc_t *d;
-    json_t *m = self(call, obj, &d);
-    if (m == NULL) {
-        return TSR_EINVAL;
-    }
-    json_t *p = NULL;
-    tsr_err_t rc = tsr_qix_param_json(call, 0, false, &p);
-    const char *bad = rc == TSR_OK ? invalid(p) : NULL;
-    if (rc == TSR_OK && bad != NULL) {
-        rc = tsr_qix_call_error(
-            call, json_is_object(p) ? TSR_QIX_ERR_INVALID_PARAMETERS : TSR_QIX_ERR_INVALID_PARAMS,
-            bad, "Invalid parameters");
-    }
-    if (rc == TSR_OK) {
-        rc = tsr_engined__doc_may(call, d, TSR_ENGINED_EDIT);
-    }
-    if (rc != TSR_OK) {
-        json_decref(m);
-        return rc;
-    }
-    json_t *n = json_deep_copy(p);
-    json_object_set(n, "qInfo", json_object_get(m, "qInfo"));
-    json_object_set(n, "creationDate", json_object_get(m, "creationDate"));
-    char now[25];
-    tsr_time_format_rfc3339(tsr_wall_ms(), now);
-    json_object_set_new(n, "modifiedDate", json_string(now));
-    json_decref(m);
-    tsr_engined__app_t *a = d->app;
-    pthread_mutex_lock(&a->mu);
-    json_t *old = ms_get_locked(a, x->id);
-    if (old == NULL) {
-        rc = tsr_engined__lib_not_found(call, x->id);
-        json_decref(n);
-    } else {
-        json_t *keep = json_incref(old);
-        json_object_set_new(json_object_get(a->doc, "measures"), x->id, n);
-        rc = tsr_engined__app_save(a, err);
-        if (rc != TSR_OK) {
-            json_object_set(json_object_get(a->doc, "measures"), x->id, keep);
-        }
-        json_decref(keep);
-    }
-    pthread_mutex_unlock(&a->mu);
-    if (rc == TSR_OK) {
-        tsr_qix_call_result(call, json_object());
-        tsr_qix_call_add_change(call, x->handle);
-        changed(call, d);
-    }
-    return rc;
-}
+    .copy = ms_copy, .props = tsr_engined__master_props, .layout = tsr_engined__master_layout};
 
 #define NI tsr_qix_not_implemented
 static const tsr_qix_method_t measure_methods[] = {
@@ -348,11 +128,11 @@ static const tsr_qix_method_t measure_methods[] = {
     {"Approve", NI, {NULL}},
     {"GetInfo", tsr_engined__lib_get_info, {NULL}},
     {"GetLayout", tsr_engined__lib_get_layout, {NULL}},
-    {"GetLinkedObjects", m_get_linked_objects, {NULL}},
-    {"GetMeasure", m_get_measure, {NULL}},
+    {"GetLinkedObjects", tsr_engined__master_get_linked_objects, {NULL}},
+    {"GetMeasure", tsr_engined__master_get_def, {NULL}},
     {"GetProperties", tsr_engined__lib_get_properties, {NULL}},
     {"Publish", NI, {NULL}},
-    {"SetProperties", m_set_properties, {"qProp", NULL}},
+    {"SetProperties", tsr_engined__master_set_properties, {"qProp", NULL}},
     {"UnApprove", NI, {NULL}},
     {"UnPublish", NI, {NULL}},
 };

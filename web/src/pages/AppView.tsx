@@ -271,6 +271,64 @@ function PanelTop(props: { titleId: string; title: string; closeLabel: string; o
   );
 }
 
+/** The list of a master items panel (kind measure or dimension): each item with its name, its
+ * definition (code), Edit and a confirmed Delete for those the user may edit. */
+function MasterList<T extends { id: string; label: string; description: string; canEdit: boolean }>(props: {
+  kind: 'measure' | 'dimension';
+  loading: boolean;
+  items: T[];
+  code: (item: T) => string;
+  empty: string;
+  deleting: string | null;
+  setDeleting: (id: string | null) => void;
+  onEdit: (item: T) => void;
+  onRemove: (item: T) => void;
+}) {
+  const { kind, items, deleting, setDeleting } = props;
+  if (props.loading) return <Spinner label={`Loading master ${kind}s…`} />;
+  if (items.length === 0) {
+    return (
+      <p className="empty" data-testid={`${kind}s-empty`}>
+        {props.empty}
+      </p>
+    );
+  }
+  return (
+    <ul className="panel-list" aria-label={`Master ${kind}s`} data-testid={`master-${kind}s`}>
+      {items.map((m) => (
+        <li key={m.id} {...{ [`data-${kind}-id`]: m.id }}>
+          <div className="item-text">
+            <strong>{m.label}</strong>
+            <code>{props.code(m)}</code>
+            {m.description && <span className="meta">{m.description}</span>}
+          </div>
+          {m.canEdit && (
+            <div className="item-actions">
+              <button type="button" aria-label={`Edit master ${kind} ${m.label}`} onClick={() => props.onEdit(m)}>
+                Edit
+              </button>
+              {deleting === m.id ? (
+                <>
+                  <button type="button" className="danger" autoFocus onClick={() => props.onRemove(m)}>
+                    Yes, delete
+                  </button>
+                  <button type="button" onClick={() => setDeleting(null)}>
+                    Keep
+                  </button>
+                </>
+              ) : (
+                <button type="button" aria-label={`Delete master ${kind} ${m.label}`} onClick={() => setDeleting(m.id)}>
+                  Delete
+                </button>
+              )}
+            </div>
+          )}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
 /** The user's bookmarks (a BookmarkList session object): create from the current selections,
  * apply, delete. */
 function BookmarksPanel({ conn, onClose }: { conn: Connection; onClose: () => void }) {
@@ -452,56 +510,23 @@ function MeasuresPanel({ conn, onClose }: { conn: Connection; onClose: () => voi
   return (
     <section id="measures-panel" className="side-panel" aria-labelledby="measures-title" data-testid="measures-panel">
       <PanelTop titleId="measures-title" title="Master measures" closeLabel="Close master measures" onClose={onClose} error={error} status={status} statusTestId="measure-status" />
-      {!layout ? (
-        <Spinner label="Loading master measures…" />
-      ) : items.length === 0 ? (
-        <p className="empty" data-testid="measures-empty">
-          No master measures yet. A master measure is a named expression every chart of the app can use.
-        </p>
-      ) : (
-        <ul className="panel-list" aria-label="Master measures" data-testid="master-measures">
-          {items.map((m) => (
-            <li key={m.id} data-measure-id={m.id}>
-              <div className="item-text">
-                <strong>{m.label}</strong>
-                <code>{m.expression}</code>
-                {m.description && <span className="meta">{m.description}</span>}
-              </div>
-              {m.canEdit && (
-                <div className="item-actions">
-                  <button
-                    type="button"
-                    aria-label={`Edit master measure ${m.label}`}
-                    onClick={() => {
-                      setEditing(m);
-                      setLabel(m.label);
-                      setExpr(m.expression);
-                      setDescription(m.description);
-                      setErrs({});
-                    }}
-                  >
-                    Edit
-                  </button>
-                  {deleting === m.id ? (
-                    <>
-                      <button type="button" className="danger" autoFocus onClick={() => void remove(m)}>
-                        Yes, delete
-                      </button>
-                      <button type="button" onClick={() => setDeleting(null)}>
-                        Keep
-                      </button>
-                    </>
-                  ) : (
-                    <button type="button" aria-label={`Delete master measure ${m.label}`} onClick={() => setDeleting(m.id)}>
-                      Delete
-                    </button>
-                  )}
-                </div>
-              )}
-            </li>
-          ))}
-        </ul>
-      )}
+      <MasterList
+        kind="measure"
+        loading={!layout}
+        items={items}
+        code={(m) => m.expression}
+        empty="No master measures yet. A master measure is a named expression every chart of the app can use."
+        deleting={deleting}
+        setDeleting={setDeleting}
+        onRemove={(m) => void remove(m)}
+        onEdit={(m) => {
+          setEditing(m);
+          setLabel(m.label);
+          setExpr(m.expression);
+          setDescription(m.description);
+          setErrs({});
+        }}
+      />
       <form className="panel-form" onSubmit={submit} noValidate aria-label={editing ? `Edit master measure ${editing.label}` : 'Create a master measure'}>
         <h3>{editing ? `Edit “${editing.label}”` : 'New master measure'}</h3>
         <Field label="Measure name" value={label} maxLength={200} error={errs.label} onChange={(e) => setLabel(e.target.value)} data-testid="measure-label" />
@@ -817,56 +842,23 @@ function DimensionsPanel({ conn, onClose }: { conn: Connection; onClose: () => v
   return (
     <section id="dimensions-panel" className="side-panel" aria-labelledby="dimensions-title" data-testid="dimensions-panel">
       <PanelTop titleId="dimensions-title" title="Master dimensions" closeLabel="Close master dimensions" onClose={onClose} error={error} status={status} statusTestId="dimension-status" />
-      {!layout ? (
-        <Spinner label="Loading master dimensions…" />
-      ) : items.length === 0 ? (
-        <p className="empty" data-testid="dimensions-empty">
-          No master dimensions yet. A master dimension is a named field every chart of the app can use.
-        </p>
-      ) : (
-        <ul className="panel-list" aria-label="Master dimensions" data-testid="master-dimensions">
-          {items.map((d) => (
-            <li key={d.id} data-dimension-id={d.id}>
-              <div className="item-text">
-                <strong>{d.label}</strong>
-                <code>{d.field}</code>
-                {d.description && <span className="meta">{d.description}</span>}
-              </div>
-              {d.canEdit && (
-                <div className="item-actions">
-                  <button
-                    type="button"
-                    aria-label={`Edit master dimension ${d.label}`}
-                    onClick={() => {
-                      setEditing(d);
-                      setLabel(d.label);
-                      setField(d.field);
-                      setDescription(d.description);
-                      setErrs({});
-                    }}
-                  >
-                    Edit
-                  </button>
-                  {deleting === d.id ? (
-                    <>
-                      <button type="button" className="danger" autoFocus onClick={() => void remove(d)}>
-                        Yes, delete
-                      </button>
-                      <button type="button" onClick={() => setDeleting(null)}>
-                        Keep
-                      </button>
-                    </>
-                  ) : (
-                    <button type="button" aria-label={`Delete master dimension ${d.label}`} onClick={() => setDeleting(d.id)}>
-                      Delete
-                    </button>
-                  )}
-                </div>
-              )}
-            </li>
-          ))}
-        </ul>
-      )}
+      <MasterList
+        kind="dimension"
+        loading={!layout}
+        items={items}
+        code={(d) => d.field}
+        empty="No master dimensions yet. A master dimension is a named field every chart of the app can use."
+        deleting={deleting}
+        setDeleting={setDeleting}
+        onRemove={(d) => void remove(d)}
+        onEdit={(d) => {
+          setEditing(d);
+          setLabel(d.label);
+          setField(d.field);
+          setDescription(d.description);
+          setErrs({});
+        }}
+      />
       <form className="panel-form" onSubmit={submit} noValidate aria-label={editing ? `Edit master dimension ${editing.label}` : 'Create a master dimension'}>
         <h3>{editing ? `Edit “${editing.label}”` : 'New master dimension'}</h3>
         <Field label="Dimension name" value={label} maxLength={200} error={errs.label} onChange={(e) => setLabel(e.target.value)} data-testid="dimension-label" />
