@@ -606,3 +606,18 @@ json_t *tsr_sp__item_view(tsr_sp__ctx_t *c, const json_t *doc, unsigned actions)
     json_object_set_new(v, "links", links);
     return v;
 }
+
+void tsr_sp__reply_page(tsr_sp__ctx_t *c, tsr_req_t *req, const json_t *docs,
+                        json_t *(*view)(tsr_sp__ctx_t *, const json_t *, unsigned),
+                        const char *cursor_name, const char *next) {
+    json_t *data = json_array();
+    size_t i;
+    json_t *d;
+    json_array_foreach(docs, i, d) {
+        unsigned a = (unsigned)json_integer_value(json_object_get(d, "_actions"));
+        json_array_append_new(data, view(c, d, a));
+    }
+    tsr_req_reply_json(
+        req, 200,
+        json_pack("{so so}", "data", data, "links", tsr_sp__links(req, cursor_name, next)));
+}

@@ -230,15 +230,7 @@ tsr_err_t tsr_sp__h_items_list(tsr_req_t *req, void *ud, tsr_error_t *err) {
         TSR_OK) {
         goto out;
     }
-    json_t *data = json_array();
-    size_t i;
-    json_t *d;
-    json_array_foreach(docs, i, d) {
-        unsigned a = (unsigned)json_integer_value(json_object_get(d, "_actions"));
-        json_array_append_new(data, tsr_sp__item_view(&c, d, a));
-    }
-    tsr_req_reply_json(
-        req, 200, json_pack("{so so}", "data", data, "links", tsr_sp__links(req, "next", next)));
+    tsr_sp__reply_page(&c, req, docs, tsr_sp__item_view, "next", next);
 out:
     for (size_t k = 0; k < nv; k++) {
         json_decref(vals[k]);

@@ -131,6 +131,11 @@ tsr_err_t tsr_sp__parse_sort(tsr_req_t *req, const char *const *allowed, const c
 /* {self, next?} with absolute hrefs: base + path + the request's query with cursor_name
  * replaced by next (or removed for self). Returned-owned. */
 json_t *tsr_sp__links(tsr_req_t *req, const char *cursor_name, const char *next);
+/* Reply 200 {data, links} for one listed page: each stored doc through view with the action
+ * bits tsr_sp__list left in its "_actions", links from tsr_sp__links(cursor_name, next). */
+void tsr_sp__reply_page(tsr_sp__ctx_t *c, tsr_req_t *req, const json_t *docs,
+                        json_t *(*view)(tsr_sp__ctx_t *, const json_t *, unsigned),
+                        const char *cursor_name, const char *next);
 /* Percent-encode s into the request arena. */
 const char *tsr_sp__urlenc(tsr_req_t *req, const char *s);
 
